@@ -1,0 +1,1 @@
+"""senti_edge.bench (in progress)."""

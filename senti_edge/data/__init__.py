@@ -1,0 +1,1 @@
+"""Package data: the model registry and grammars."""

@@ -1,0 +1,1 @@
+"""senti_edge.distill (in progress)."""

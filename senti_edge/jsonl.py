@@ -1,0 +1,116 @@
+"""Plain-file I/O shared by every stage: atomic writes and append-and-resume JSONL.
+
+Every stage reads and writes plain files so any stage can be rerun alone. Final files are
+written under a temporary name and renamed into place, so a crash never leaves a half-written
+file under the final name. Long jobs append one JSON object per finished item and, when rerun,
+skip the ids already present; a torn last line (a kill mid-write) is ignored and overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator
+
+from .errors import SentiEdgeError
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary file beside `path`; on success fsync it and rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as indented JSON with sorted keys, atomically."""
+    with atomic_open(path) as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True, ensure_ascii=False)
+        fh.write("\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    """Write `rows` one per line, atomically; returns how many were written."""
+    n = 0
+    with atomic_open(path) as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read complete JSONL records; a torn final line (no newline, bad JSON) is dropped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, "rb") as fh:
+        data = fh.read()
+    lines = data.split(b"\n")
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            rows.append(json.loads(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if i == len(lines) - 1:  # torn tail from a killed writer
+                break
+            raise SentiEdgeError(f"{path}:{i + 1}: not valid JSON ({exc.msg}); fix or delete that line") from None
+    return rows
+
+
+class JsonlAppender:
+    """Append-and-resume writer: `done` holds the ids already on disk; `append` adds one record.
+
+    Each record is written and flushed as one line, so a kill loses at most the record in
+    flight. On open, a torn tail is cut off so the next append starts on a clean line.
+    """
+
+    def __init__(self, path: str | os.PathLike, id_key: str = "id"):
+        self.path = Path(path)
+        self.id_key = id_key
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._truncate_torn_tail()
+        self.records = read_jsonl(self.path)
+        self.done = {r[id_key] for r in self.records if id_key in r}
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def _truncate_torn_tail(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            if data and not data.endswith(b"\n"):
+                fh.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, record: dict) -> None:
+        if record.get(self.id_key) in self.done:
+            raise ValueError(f"duplicate id {record.get(self.id_key)!r} in {self.path}")
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.done.add(record.get(self.id_key))
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "JsonlAppender":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Runtime: model registry, prompts, label scoring and the llama.cpp engine (no torch)."""

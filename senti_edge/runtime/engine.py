@@ -302,12 +302,14 @@ class Engine:
         return tokens[: budget - len(tail)] + tail
 
     def _next_group(self, encoded: list[list[int]], start: int, P: int) -> int:
-        """How many queries from `start` fit one pass: n_seq sequences and the free KV cells."""
-        n, cells = 0, P
+        """How many queries from `start` share one pass: at most n_seq of them, within one
+        n_batch-token decode (or a single longer query). Every token attends over all cells in
+        the unified cache, so packing more long queries together costs more than it saves."""
+        n, tokens = 0, 0
         for toks in encoded[start:start + self.n_seq]:
-            if n and cells + len(toks) > self.n_ctx:
+            if n and (tokens + len(toks) > self.n_batch or P + tokens + len(toks) > self.n_ctx):
                 break
-            cells += len(toks)
+            tokens += len(toks)
             n += 1
         return n
 

@@ -1,0 +1,196 @@
+"""Runtime speed benchmark: `python -m senti_edge.runtime.speed [--model NAME] [--out FILE]`.
+
+Measures, on this machine and in one run, with medians over repeats:
+- llama.cpp's raw prompt-processing rate (one 512-token batch, nothing cached): the ceiling;
+- `analyze` throughput on 1,000 tweet-length and 100 review-length texts, for several
+  sequence-batching settings (`n_seq`), and its ratio to what the raw rate allows for the
+  tokens each text adds (the shared prefix is cached, so it is not counted);
+- cold start of `senti-edge analyze` on a one-line file (a fresh process), against model load;
+- peak RSS of a fresh `senti-edge analyze` process on the 1,000 short texts.
+
+Texts are generated from a fixed seed (no data set needed), so runs are comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SUBJECTS = ["the phone", "this laptop", "the hotel", "our waiter", "the new update", "the battery", "customer support",
+            "the movie", "the pasta", "delivery", "the screen", "the app", "the room", "the soundtrack", "the price"]
+VERBS = ["is", "was", "seems", "felt", "turned out", "has been", "looks"]
+ADJS = ["amazing", "terrible", "fine", "slow", "gorgeous", "broken", "overpriced", "perfect", "okay", "awful",
+        "surprisingly good", "disappointing", "loud", "friendly", "rude", "fast", "confusing", "great value"]
+TAILS = ["honestly", "to be fair", "after a week", "for the money", "as expected", "again", "lol", "#fail", "!!", "100%"]
+
+
+def make_texts(n: int, sentences: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+
+    def sentence() -> str:
+        s = f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(ADJS)}"
+        if rng.random() < 0.5:
+            s += f" and {rng.choice(ADJS)}"
+        if rng.random() < 0.4:
+            s += f", {rng.choice(TAILS)}"
+        return s[0].upper() + s[1:] + "."
+
+    return [" ".join(sentence() for _ in range(sentences)) for _ in range(n)]
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def raw_prompt_rate(engine, tokens: list[int], repeats: int) -> float:
+    """tokens/s for one n_batch-token decode from an empty cache (llama.cpp's own pp rate)."""
+    import llama_cpp
+
+    rates = []
+    batch = tokens[: engine.n_batch]
+    for _ in range(repeats):
+        llama_cpp.llama_memory_clear(engine._mem(), True)
+        engine._prefix = []
+        t0 = time.perf_counter()
+        engine._decode([(t, i, 0, i == len(batch) - 1) for i, t in enumerate(batch)])
+        rates.append(len(batch) / (time.perf_counter() - t0))
+    llama_cpp.llama_memory_clear(engine._mem(), True)
+    return statistics.median(rates)
+
+
+def throughput(model: str, texts: list[str], n_seq: int, threads: int, repeats: int) -> dict:
+    from .analyzer import Analyzer
+    from .engine import Engine
+
+    eng = Engine(model, n_threads=threads, n_seq=n_seq)
+    az = Analyzer(engine=eng)
+    az.classify(texts[:8])  # warm up; the prefix is now cached
+    times, tokens = [], 0
+    for _ in range(repeats):
+        before = eng.stats.prompt_tokens
+        t0 = time.perf_counter()
+        az.classify(texts)
+        times.append(time.perf_counter() - t0)
+        tokens = eng.stats.prompt_tokens - before
+    eng.close()
+    t = statistics.median(times)
+    return {"n_seq": n_seq, "texts": len(texts), "seconds": t, "texts_per_s": len(texts) / t,
+            "tokens_per_text": tokens / len(texts)}
+
+
+def cold_start(model: str, threads: int, repeats: int) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        one = Path(d) / "one.txt"
+        one.write_text("The battery lasts two full days.\n")
+        cmd = [sys.executable, "-m", "senti_edge", "analyze", str(one), "-m", model, "--threads", str(threads), "-q", "-o", "jsonl"]
+        walls = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            walls.append(time.perf_counter() - t0)
+        load_cmd = [sys.executable, "-c",
+                    "import sys,time;from senti_edge.runtime.engine import Engine;"
+                    "t=time.perf_counter();Engine(sys.argv[1],n_threads=1);print(time.perf_counter()-t)", model]
+        loads = [float(subprocess.run(load_cmd, check=True, capture_output=True, text=True).stdout) for _ in range(repeats)]
+        imp = [sys.executable, "-X", "importtime", "-c", "import senti_edge.cli"]
+        torch_loaded = "torch" in subprocess.run(imp, capture_output=True, text=True).stderr
+    return {"cold_start_s": statistics.median(walls), "model_load_s": statistics.median(loads),
+            "overhead_s": statistics.median(walls) - statistics.median(loads), "cli_imports_torch": torch_loaded}
+
+
+def peak_rss_mb(model: str, texts: list[str], threads: int) -> float:
+    """Peak RSS of a fresh analyze process (ru_maxrss of a child that runs nothing else)."""
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "short.txt"
+        f.write_text("\n".join(texts) + "\n")
+        code = ("import resource,subprocess,sys;"
+                "subprocess.run([sys.executable,'-m','senti_edge','analyze',sys.argv[1],'-m',sys.argv[2],'--threads',sys.argv[3],'-q','-o','jsonl'],"
+                "check=True,stdout=subprocess.DEVNULL);"
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        out = subprocess.run([sys.executable, "-c", code, str(f), model, str(threads)], check=True, capture_output=True, text=True)
+    return int(out.stdout) / 1024
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--n-seq", default="1,4,16", help="comma-separated n_seq settings to compare")
+    ap.add_argument("--short", type=int, default=1000)
+    ap.add_argument("--long", type=int, default=100)
+    ap.add_argument("--out", type=Path, help="also write the results as JSON")
+    args = ap.parse_args(argv)
+
+    from .engine import Engine
+    from .registry import resolve
+
+    model = str(resolve(args.model).path)
+    short = make_texts(args.short, 1, seed=1)
+    long = make_texts(args.long, 12, seed=2)
+    eng = Engine(model, n_threads=args.threads)
+    raw = raw_prompt_rate(eng, eng.tokenize(" ".join(long)), args.repeats + 2)
+    eng.close()
+    rows = []
+    for name, texts in (("short (tweet)", short), ("long (review)", long)):
+        for n_seq in (int(x) for x in args.n_seq.split(",")):
+            r = throughput(model, texts, n_seq, args.threads, args.repeats)
+            r["set"] = name
+            r["allowed_texts_per_s"] = raw / r["tokens_per_text"]
+            r["ratio"] = r["texts_per_s"] / r["allowed_texts_per_s"]
+            rows.append(r)
+            print(f"{name:14} n_seq={n_seq:<3} {r['texts_per_s']:7.1f} texts/s  ({r['tokens_per_text']:.0f} tok/text, "
+                  f"ratio {r['ratio']:.2f})", file=sys.stderr)
+    cold = cold_start(model, args.threads, args.repeats)
+    rss = peak_rss_mb(model, short, args.threads)
+    result = {"machine": machine(), "threads": args.threads, "model": args.model, "raw_prompt_tok_per_s": raw,
+              "throughput": rows, **cold, "peak_rss_mb": rss, "repeats": args.repeats}
+    if args.out:
+        from ..jsonl import write_json
+
+        write_json(args.out, result)
+    print(render(result))
+
+
+def render(r: dict) -> str:
+    m = r["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, {r['threads']} threads; model {r['model']}; medians of {r['repeats']} runs.",
+        f"Raw llama.cpp prompt processing (512-token batch): {r['raw_prompt_tok_per_s']:.0f} tokens/s.",
+        "",
+        "| texts | n_seq | texts/s | tokens/text | allowed by raw rate | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in r["throughput"]:
+        lines.append(f"| {t['texts']} {t['set']} | {t['n_seq']} | {t['texts_per_s']:.1f} | {t['tokens_per_text']:.0f} | "
+                     f"{t['allowed_texts_per_s']:.1f} | {t['ratio']:.2f} |")
+    lines += [
+        "",
+        f"Cold start of `senti-edge analyze` on a one-line file: {r['cold_start_s']:.2f} s "
+        f"(model load {r['model_load_s']:.2f} s, so {r['overhead_s']:.2f} s beyond it); "
+        f"the CLI imports torch: {'yes' if r['cli_imports_torch'] else 'no'}.",
+        f"Peak RSS of `senti-edge analyze` on the {r['throughput'][0]['texts']} short texts: {r['peak_rss_mb']:.0f} MB.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

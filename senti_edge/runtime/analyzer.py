@@ -34,7 +34,7 @@ class AnalyzerConfig:
     labels: tuple[str, ...] | None = None
     target: str | None = None
     shots: str | None = None  # a file of demonstrations
-    calibrate: bool = False
+    calibrate: bool = True  # contextual calibration; see scoring.py
     chunk: bool = False
     n_threads: int | None = None
     n_ctx: int = 4096

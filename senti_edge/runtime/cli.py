@@ -42,7 +42,7 @@ def _count_lines(paths: tuple[str, ...]) -> int | None:
 @click.option("--target", help="Stance target, for --task stance.")
 @click.option("--target-field", help="Per-record stance target field in .jsonl/.csv input.")
 @click.option("--shots", type=click.Path(dir_okay=False), help="Few-shot demonstrations: .jsonl with text,label or a TSV of label<TAB>text.")
-@click.option("--calibrate", is_flag=True, help="Divide out the model's label prior, measured on content-free inputs.")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True, help="Divide out the model's label prior, measured on content-free inputs (three extra texts per run).")
 @click.option("--document", is_flag=True, help="Treat each file as one text instead of one text per line.")
 @click.option("--field", help="Text field of .jsonl/.csv input.  [default: text]")
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True, help="On invalid UTF-8: stop with the line number, or replace bad bytes and go on.")

@@ -66,11 +66,15 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         if not raw.strip():
             continue
         try:
-            rows.append(json.loads(raw))
+            row = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             if i == len(lines) - 1:  # torn tail from a killed writer
                 break
-            raise SentiEdgeError(f"{path}:{i + 1}: not valid JSON ({exc.msg}); fix or delete that line") from None
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "invalid UTF-8"
+            raise SentiEdgeError(f"{path}:{i + 1}: not valid JSON ({why}); fix or delete that line") from None
+        if not isinstance(row, dict):
+            raise SentiEdgeError(f"{path}:{i + 1}: expected a JSON object per line; fix or delete that line")
+        rows.append(row)
     return rows
 
 

@@ -1,1 +1,22 @@
-"""senti_edge.bench (in progress)."""
+"""SentiBench runner: quality against latency, size and memory for any set of models.
+
+`run_bench(BenchConfig(...))` runs the cells and writes the reports; `senti-edge bench` is its
+command line (`senti_edge.bench.cli`). Modules: `datasets` (the 12 sets and loading), `formats`
+(tuple answers: prompt, parser, grammar), `metrics`, `baselines`, `runner`, `report`, `plots`.
+Names are imported on first use, so importing the CLI stays fast.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "BenchConfig": "runner", "run_bench": "runner",
+    "CATEGORIES": "datasets", "DATASETS": "datasets", "DatasetSpec": "datasets", "Item": "datasets",
+    "load_split": "datasets", "select_datasets": "datasets",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -74,7 +74,8 @@ def check_gguf(path: Path) -> None:
 class EngineStats:
     """Counters a benchmark reads: tokens evaluated and texts truncated."""
 
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # evaluated from prompts (prefixes and queries)
+    generated_tokens: int = 0  # sampled by generate() and fed back
     decode_calls: int = 0
     truncated: int = 0
 
@@ -217,7 +218,7 @@ class Engine:
     def _mem(self):
         return llama_cpp.llama_get_memory(self._ctx.ctx)
 
-    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
+    def _decode(self, entries: list[tuple[int, int, int, bool]], generated: bool = False) -> None:
         """Decode (token, pos, seq_id, want_logits) entries as one batch."""
         b = self._batch
         for i, (tok, pos, seq, out) in enumerate(entries):
@@ -229,7 +230,10 @@ class Engine:
         b.n_tokens = len(entries)
         rc = llama_cpp.llama_decode(self._ctx.ctx, b)
         self.stats.decode_calls += 1
-        self.stats.prompt_tokens += len(entries)
+        if generated:
+            self.stats.generated_tokens += len(entries)
+        else:
+            self.stats.prompt_tokens += len(entries)
         if rc != 0:
             raise SentiEdgeError(f"llama_decode returned {rc} (context of {self.n_ctx} tokens full?); try a larger --ctx")
 
@@ -377,7 +381,7 @@ class Engine:
                     finished = True
                     break
                 pos += 1
-                self._decode([(tok, pos, 0, True)])
+                self._decode([(tok, pos, 0, True)], generated=True)
         finally:
             sampler.close()
             llama_cpp.llama_memory_seq_rm(self._mem(), 0, len(tokens) - 1, -1)

@@ -1,0 +1,89 @@
+"""`senti-edge bench` on tiny fixture data: baselines, outputs, resume and bad input (no model needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from senti_edge.cli import cli
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, ["bench", "--no-progress", *map(str, args)])
+    return result
+
+
+def test_baselines_end_to_end_and_resume(tiny_bench, tmp_path):
+    out = tmp_path / "out"
+    args = ["-b", "majority", "-b", "vader", "--data-dir", tiny_bench, "--out", out,
+            "-d", "sst2,pstance,atsa_rest16", "--seeds", "1,2"]
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    cells = sorted(p.relative_to(out / "cells").as_posix() for p in (out / "cells").rglob("*.json"))
+    assert cells == ["baseline-majority/pstance-seed1.json", "baseline-majority/pstance-seed2.json",
+                     "baseline-majority/sst2-seed1.json", "baseline-majority/sst2-seed2.json",
+                     "baseline-vader/sst2-seed1.json", "baseline-vader/sst2-seed2.json"]
+    cell = json.loads((out / "cells/baseline-majority/sst2-seed1.json").read_text())
+    assert len(cell["predictions"]) == 12 and cell["predictions"][0].keys() >= {"index", "gold", "pred", "ms"}
+    assert cell["metrics"]["accuracy"] == pytest.approx(0.5)
+    res = json.loads((out / "results.json").read_text())
+    assert res["demo_mode"] == "fixed" and res["machine"]["cpu"] and res["missing_cells"] == 0
+    maj, vader = res["models"]
+    assert maj["scores"]["sst2"]["n"] == 2 and maj["averages"]["fine-grained"] is None
+    assert "pstance" not in vader["scores"] and vader["averages"]["basic"] is not None
+    md = (out / "results.md").read_text()
+    assert "| majority |" in md and "Demonstration mode: fixed" in md and md in r.output
+    assert (out / "quality_vs_ms.png").exists() and (out / "quality_vs_size.png").exists()
+
+    before = {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*.json")}
+    assert run(*args).exit_code == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*.json")} == before  # all skipped
+    assert run(*args, "--limit", "4").exit_code == 0  # other settings: recomputed
+    cell = json.loads((out / "cells/baseline-majority/sst2-seed1.json").read_text())
+    assert cell["n"] == 4 and cell["settings"]["limit"] == 4
+
+
+def _error(r) -> str:
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1, r.output
+    return lines[0]
+
+
+def test_missing_data_dir(tmp_path):
+    line = _error(run("-b", "majority", "--data-dir", tmp_path / "nope", "--out", tmp_path / "o"))
+    assert "data directory" in line and "nope" in line
+
+
+def test_missing_split(tiny_bench, tmp_path):
+    line = _error(run("-b", "majority", "--data-dir", tiny_bench, "-d", "sst2", "--split", "test", "--out", tmp_path / "o"))
+    assert "sc/sst2/test.json not found" in line and "train, val" in line
+
+
+def test_unknown_dataset(tiny_bench, tmp_path):
+    line = _error(run("-b", "majority", "--data-dir", tiny_bench, "-d", "sst2,sst5", "--out", tmp_path / "o"))
+    assert "'sst5'" in line
+
+
+def test_bad_record_names_file_and_record(tiny_bench, tmp_path, write_records):
+    path = write_records(tiny_bench / "sc/sst2/val.json", [{"sentence": "ok", "label": "positive"}, {"label": "negative"}])
+    line = _error(run("-b", "majority", "--data-dir", tiny_bench, "-d", "sst2", "--out", tmp_path / "o"))
+    assert str(path) in line and "record 1: missing field 'sentence'" in line
+
+
+def test_unloadable_model(tiny_bench, tmp_path):
+    fake = tmp_path / "broken.gguf"
+    fake.write_bytes(b"not a model at all, just some bytes")
+    line = _error(run("-m", fake, "--data-dir", tiny_bench, "-d", "sst2", "--out", tmp_path / "o"))
+    assert str(fake) in line and "not a GGUF file" in line
+    line = _error(run("-m", tmp_path / "missing.gguf", "--data-dir", tiny_bench, "-d", "sst2", "--out", tmp_path / "o"))
+    assert "missing.gguf" in line
+
+
+def test_nothing_to_run_and_bad_seeds(tiny_bench, tmp_path):
+    assert "nothing to run" in _error(run("--data-dir", tiny_bench, "--out", tmp_path / "o"))
+    r = run("-b", "majority", "--data-dir", tiny_bench, "--seeds", "4x", "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "comma-separated integers" in r.output

@@ -1,0 +1,123 @@
+"""End to end with the real SmolLM2 GGUF on small slices of the real SentiBench val split."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from senti_edge.bench import runner
+from senti_edge.bench.datasets import DATASETS, load_split
+from senti_edge.bench.runner import BenchConfig, run_bench
+
+pytestmark = [pytest.mark.slow, pytest.mark.model, pytest.mark.sentibench]
+
+
+def _cell(out, model_id, dataset, seed=42):
+    return json.loads((out / "cells" / model_id / f"{dataset}-seed{seed}.json").read_text())
+
+
+def test_fixed_mode_all_kinds_then_resume(smollm2_path, sentibench_dir, tmp_path, engine, monkeypatch):
+    out = tmp_path / "out"
+    cfg = BenchConfig(data_dir=sentibench_dir, out_dir=out, models=(str(smollm2_path),), baselines=("majority",),
+                      datasets=("sst2", "pstance", "atsa_rest16", "opener"), limit=4, n_threads=1, max_tokens=60)
+    res = run_bench(cfg, progress=False)
+    mid = runner.slug(str(smollm2_path))
+    model = res["models"][0]
+    assert model["quant"] == "Q4_1" and "Q4_1" in model["label"]
+    cost = model["cost"]
+    assert cost["size_bytes"] == smollm2_path.stat().st_size
+    assert cost["load_s"] > 0 and cost["peak_rss_mb"] > 50 and cost["prompt_tokens"] > 100
+    assert cost["examples"] == 16 and cost["examples_per_s"] > 0 and cost["ms_per_example_median"] > 0
+    assert set(model["scores"]) == {"sst2", "pstance", "atsa_rest16", "opener"}
+    assert model["averages"]["overall"] is not None and model["format_error_rate"] is not None
+
+    sst2 = _cell(out, mid, "sst2")
+    assert sst2["n"] == 4 and len(sst2["demos"]) == 4 and sst2["settings"]["demos"] == "fixed"
+    assert all(p["pred"] in DATASETS["sst2"].labels and len(p["logits"]) == 2 for p in sst2["predictions"])
+    # the runner's scores are the runtime scorer's: recompute one with the shared engine
+    from senti_edge.runtime.prompts import Example, Task, build_prefix, build_query
+
+    spec = DATASETS["pstance"]
+    train = load_split(sentibench_dir, spec, "train")
+    test = load_split(sentibench_dir, spec, "val", limit=4)
+    cell = _cell(out, mid, "pstance")
+    task = Task(spec.name, spec.labels, spec.instruction, needs_target=True)
+    prefix = build_prefix(task, [Example(*train[i][1:]) for i in cell["demos"]])
+    logits = engine.score(prefix, [build_query(task, test[2].text, test[2].target)], engine.label_token_ids(spec.labels))
+    # batch shape and thread count move logits slightly (see shared/models.md), so compare with a tolerance
+    np.testing.assert_allclose(logits[0], cell["predictions"][2]["logits"], atol=0.5)
+
+    for name in ("atsa_rest16", "opener"):
+        cell = _cell(out, mid, name)
+        assert cell["metrics"]["format_errors"] == sum(p["format_error"] for p in cell["predictions"])
+        for p in cell["predictions"]:
+            assert isinstance(p["output"], str) and (p["pred"] is None) == p["format_error"]
+
+    # resume: every cell is on disk, so no model is loaded and the cell files stay untouched
+    before = {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*.json")}
+
+    def no_load(*a, **k):
+        raise AssertionError("a finished model was loaded again")
+
+    monkeypatch.setattr(runner, "_load_engine", no_load)
+    again = run_bench(cfg, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*.json")} == before
+    assert again["models"][0]["scores"] == model["scores"]
+
+
+def test_resume_after_interruption(smollm2_path, sentibench_dir, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    cfg = BenchConfig(data_dir=sentibench_dir, out_dir=out, models=(str(smollm2_path),),
+                      datasets=("sst2", "irony18"), limit=2, n_threads=1)
+    real = runner.run_classification
+
+    def crash_on_irony(eng, spec, *a, **k):
+        if spec.name == "irony18":
+            raise KeyboardInterrupt
+        return real(eng, spec, *a, **k)
+
+    monkeypatch.setattr(runner, "run_classification", crash_on_irony)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(cfg, progress=False)
+    mid = runner.slug(str(smollm2_path))
+    done = sorted(p.name for p in (out / "cells" / mid).iterdir())
+    assert done == ["sst2-seed42.json"]  # the finished cell was kept, no partial file left
+    sst2_mtime = (out / "cells" / mid / "sst2-seed42.json").stat().st_mtime_ns
+    monkeypatch.setattr(runner, "run_classification", real)
+    res = run_bench(cfg, progress=False)
+    assert (out / "cells" / mid / "sst2-seed42.json").stat().st_mtime_ns == sst2_mtime
+    assert res["missing_cells"] == 0 and set(res["models"][0]["scores"]) == {"sst2", "irony18"}
+
+
+def test_grammar_gives_no_format_errors(smollm2_path, sentibench_dir, tmp_path):
+    cfg = BenchConfig(data_dir=sentibench_dir, out_dir=tmp_path / "g", models=(str(smollm2_path),),
+                      datasets=("asqp_rest16", "opener"), limit=3, n_threads=1, grammar=True, max_tokens=40)
+    res = run_bench(cfg, progress=False)
+    for cell in res["cells"]:
+        assert cell["metrics"]["format_errors"] == 0, cell["dataset"]
+    assert res["models"][0]["format_error_rate"] == 0
+
+
+def test_per_example_demos(smollm2_path, sentibench_dir, tmp_path):
+    cfg = BenchConfig(data_dir=sentibench_dir, out_dir=tmp_path / "p", models=(str(smollm2_path),),
+                      datasets=("sst2",), limit=3, n_threads=1, demos="per-example", shots=2, seeds=(42, 52))
+    res = run_bench(cfg, progress=False)
+    cell = _cell(tmp_path / "p", runner.slug(str(smollm2_path)), "sst2", 52)
+    assert len(cell["demos"]) == 3 and all(len(d) == 2 for d in cell["demos"]) and len(set(map(tuple, cell["demos"]))) == 3
+    assert res["models"][0]["scores"]["sst2"]["n"] == 2
+    assert "per-example" in (tmp_path / "p" / "results.md").read_text()
+
+
+def test_cli_with_model(smollm2_path, sentibench_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from senti_edge.cli import cli
+
+    out = tmp_path / "c"
+    r = CliRunner().invoke(cli, ["bench", "-m", str(smollm2_path), "-b", "vader", "--data-dir", str(sentibench_dir),
+                                 "-d", "twitter", "--limit", "3", "--threads", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "| vader |" in r.output and "Q4_1" in r.output
+    assert (out / "results.json").exists() and (out / "quality_vs_size.png").exists()

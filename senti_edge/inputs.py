@@ -154,7 +154,7 @@ def _read_csv(fh, name, field, target_field, errors, delimiter) -> Iterator[Text
 def _from_mapping(obj: dict, name: str, lineno: int, field: str, target_field: str | None, header=None) -> TextRecord:
     if field not in obj:
         keys = ", ".join(str(k) for k in (header or obj.keys()))
-        raise SentiEdgeError(f"{name}:{lineno}: no field {field!r} (fields: {keys}); choose one with --field")
+        raise SentiEdgeError(f"{name}:{lineno}: no field {field!r} (fields: {keys}); choose another field")
     text = obj[field]
     if text is None:
         text = ""

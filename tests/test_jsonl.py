@@ -43,3 +43,14 @@ def test_read_jsonl_reports_a_bad_middle_line(tmp_path):
     path.write_text('{"id": 1}\nnot json\n{"id": 2}\n')
     with pytest.raises(SentiEdgeError, match=r"bad.jsonl:2"):
         read_jsonl(path)
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+    mask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "c.json", {})
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "c.json").stat().st_mode) == 0o644

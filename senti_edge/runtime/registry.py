@@ -105,7 +105,7 @@ def register_local(name: str, path: str | os.PathLike, **info) -> ModelEntry:
     if name in json.loads(resources.files("senti_edge.data").joinpath("registry.json").read_text("utf-8")):
         raise SentiEdgeError(f"model name {name!r} is taken by a shipped model; choose another name")
     upath = user_registry_path()
-    with _locked(upath.with_suffix(".lock")):
+    with locked(upath.with_suffix(".lock")):
         user = json.loads(upath.read_text("utf-8")) if upath.exists() else {}
         user[name] = {"path": str(Path(path).resolve()), **info}
         write_json(upath, user)
@@ -192,7 +192,7 @@ def missing_sources(entry: ModelEntry) -> list[Source]:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def locked(lock_path: Path) -> Iterator[None]:
     """An exclusive advisory lock, so two processes never join the same model at once."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as fh:
@@ -226,7 +226,7 @@ def materialise(entry: ModelEntry) -> Path:
     if is_present(entry):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path.with_name(f".{path.name}.lock")):
+    with locked(path.with_name(f".{path.name}.lock")):
         if is_present(entry):  # another process finished it while we waited
             return path
         missing = missing_sources(entry)

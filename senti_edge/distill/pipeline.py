@@ -1,0 +1,138 @@
+"""Run the stages of one config in order, skipping what is already done.
+
+Files in `out_dir` (each stage reads only files written before it):
+
+    config.json                 the effective config
+    knowdist.jsonl (+ .manifest.json, knowdist.qc.json)     stage 1 teacher records
+    student/                    the student as safetensors (a GGUF student, dequantized)
+    knowdist/                   stage 1 training run: checkpoints/, log.csv, adapter/, state.json
+    icldist.jsonl (+ .manifest.json, icldist.report.json)   stage 2 teacher records
+    knowdist-merged/            stage 1 merged into the student (train.stage2_init = "merge")
+    icldist/                    stage 2 training run; `icldist/adapter` on `state.json`'s base_model
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ..errors import SentiEdgeError
+from ..jsonl import write_json
+from . import icldist, knowdist
+from .config import DistillConfig
+from .corpus import load_corpus
+from .records import generate_records, is_complete, load_records
+
+log = logging.getLogger(__name__)
+
+STAGES = ("knowdist-generate", "knowdist-train", "icldist-generate", "icldist-train")
+
+
+def _save_config(cfg: DistillConfig, out: Path) -> None:
+    path = out / "config.json"
+    new = cfg.to_dict()
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("corpus") != new["corpus"] or old.get("seed") != new["seed"]:
+            raise SentiEdgeError(
+                f"{path} was written with another corpus or seed; records refer to texts by index, "
+                "so use a new out_dir (or delete the old one) for a changed corpus")
+    write_json(path, new)
+
+
+def _teacher(cfg: DistillConfig, cache: dict):
+    if "teacher" not in cache:
+        from .teachers import make_teacher
+
+        cache["teacher"] = make_teacher(cfg.teacher)
+    return cache["teacher"]
+
+
+def generate(cfg: DistillConfig, stage: str, *, max_items: int = 0, teacher=None) -> dict:
+    """Stage `knowdist` or `icldist` generation; resumes an interrupted run."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _save_config(cfg, out)
+    corpus = load_corpus(cfg.corpus, cfg.seed)
+    mod = knowdist if stage == "knowdist" else icldist
+    scfg = cfg.knowdist if stage == "knowdist" else cfg.icldist
+    jobs = mod.jobs(corpus, scfg, cfg.seed)
+    own = teacher is None
+    cache: dict = {}
+    teacher = teacher or _teacher(cfg, cache)
+    try:
+        settings = {**scfg.__dict__, "seed": cfg.seed, "max_errors": cfg.teacher.max_errors}
+        manifest = generate_records(out / f"{stage}.jsonl", jobs, mod.make_work(teacher, corpus, scfg),
+                                    teacher=teacher, settings=settings, max_items=max_items, desc=stage)
+    finally:
+        if own:
+            teacher.close()
+    records = load_records(out / f"{stage}.jsonl")
+    if stage == "knowdist":
+        write_json(out / "knowdist.qc.json", knowdist.qc_report(records, cfg.knowdist))
+    else:
+        write_json(out / "icldist.report.json", icldist.report(records, cfg.icldist))
+    return manifest
+
+
+def train_stage(cfg: DistillConfig, stage: str, *, stop_after: int = 0) -> dict:
+    from .train import merge_adapter, prepare_student, train
+
+    out = Path(cfg.out_dir)
+    records_path = out / f"{stage}.jsonl"
+    if not is_complete(records_path):
+        raise SentiEdgeError(f"{records_path} is not complete; run `senti-edge distill generate {stage}` first")
+    corpus = load_corpus(cfg.corpus, cfg.seed)
+    mod = knowdist if stage == "knowdist" else icldist
+    examples = mod.examples(load_records(records_path), corpus, cfg)
+    base = prepare_student(cfg.student, out / "student")
+    init_adapter, kl = None, 0.0
+    if stage == "icldist":
+        kl = cfg.icldist.kl_weight
+        kd_adapter = out / "knowdist" / "adapter"
+        if cfg.knowdist.enabled and cfg.train.stage2_init != "fresh":
+            if not (kd_adapter / "adapter_config.json").is_file():
+                raise SentiEdgeError(f"{kd_adapter} not found; train stage 1 first or set train.stage2_init = \"fresh\"")
+            if cfg.train.stage2_init == "merge":
+                base = merge_adapter(base, kd_adapter, out / "knowdist-merged")
+            else:
+                init_adapter = kd_adapter
+    return train(examples, base_dir=base, run_dir=out / stage, cfg=cfg.train, seed=cfg.seed,
+                 kl_weight=kl, init_adapter=init_adapter, stop_after=stop_after)
+
+
+def stage_done(cfg: DistillConfig, stage: str) -> bool:
+    out = Path(cfg.out_dir)
+    name, kind = stage.split("-")
+    if kind == "generate":
+        return is_complete(out / f"{name}.jsonl")
+    state = out / name / "state.json"
+    return state.exists() and json.loads(state.read_text()).get("complete", False)
+
+
+def run(cfg: DistillConfig, *, only: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """Every enabled stage in order; returns (stage, "done" | "skipped" | "disabled")."""
+    cache: dict = {}
+    result = []
+    try:
+        for stage in STAGES:
+            name, kind = stage.split("-")
+            if not getattr(cfg, name).enabled or (only and stage not in only):
+                result.append((stage, "disabled"))
+                continue
+            if stage_done(cfg, stage):
+                log.info("%s: already done, skipped", stage)
+                result.append((stage, "skipped"))
+                continue
+            if kind == "generate":
+                generate(cfg, name, teacher=_teacher(cfg, cache))
+            else:
+                if "teacher" in cache:  # free the teacher's memory before training
+                    cache.pop("teacher").close()
+                train_stage(cfg, name)
+            result.append((stage, "done"))
+    finally:
+        if "teacher" in cache:
+            cache["teacher"].close()
+    return result

@@ -1,0 +1,404 @@
+"""Student training: LoRA on the student, a direct loop in the style of nanoGPT, exact resume.
+
+- The student comes from a Hugging Face directory or a GGUF; a GGUF is dequantized by
+  transformers (`gguf_file=`) and saved once as safetensors (`prepare_student`), since a model
+  loaded from GGUF refuses `save_pretrained` and cannot take a bitsandbytes config.
+- Loss on the response tokens only (prompt tokens are masked), weighted per example (QC
+  down-weighting), plus `kl_weight` x KL(teacher || student) over the label words' first
+  tokens where the teacher's label distribution is known.
+- Length-grouped batches: each epoch shuffles with `seed + epoch`, sorts within mega-batches by
+  length and shuffles the batches, so step s always sees the same batch.
+- Every `checkpoint_every` steps: adapter, optimizer, scheduler, step and RNG states go into
+  `checkpoints/step-N/`, and `checkpoints/latest.json` points at it; a rerun resumes from there
+  and ends with the same weights as an uninterrupted run. `log.csv` has loss and tokens/s.
+- `accelerate launch` runs the same loop on several GPUs: each process takes its share of every
+  batch, gradients are averaged, and only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import SentiEdgeError
+from ..jsonl import write_json
+from .config import TrainConfig
+from .teachers import wrap_chat
+
+log = logging.getLogger(__name__)
+
+LOG_FIELDS = ["step", "epoch", "loss", "ce", "kl", "lr", "tokens", "seconds", "tokens_per_s"]
+
+
+def load_stack():
+    """torch, transformers, peft; a clear error when the training stack is not installed."""
+    try:
+        import peft
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise SentiEdgeError(f"the training stack is missing ({exc.name}); pip install 'senti-edge[distill]'") from None
+    if not logging.getLogger("senti_edge").isEnabledFor(logging.INFO):  # quiet unless --verbose
+        transformers.logging.disable_progress_bar()
+        transformers.logging.set_verbosity_error()
+    return torch, transformers, peft
+
+
+# -- student ---------------------------------------------------------------------------------
+
+def is_hf_dir(spec: str) -> bool:
+    return Path(spec).expanduser().is_dir() and (Path(spec).expanduser() / "config.json").is_file()
+
+
+def prepare_student(spec: str, out: Path) -> Path:
+    """An HF directory for the student: `spec` itself, or a GGUF dequantized into `out`."""
+    if is_hf_dir(spec):
+        return Path(spec).expanduser()
+    if (out / "model.safetensors").is_file() and (out / "config.json").is_file():
+        return out
+    torch, transformers, _ = load_stack()
+    from ..runtime.registry import resolve
+
+    gguf = resolve(spec).path
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise SentiEdgeError(f"transformers could not dequantize {gguf}: {exc}; give a Hugging Face directory as student") from None
+    # A GGUF-loaded model refuses save_pretrained; the weights are plain fp32 tensors by now.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def _template(tok) -> str | None:
+    return "chatml" if "<|im_start|>" in (tok.chat_template or "") else None
+
+
+def load_student(base_dir: Path, cfg: TrainConfig, *, adapter: Path | None = None, trainable_adapter: bool = False, seed: int = 0):
+    """(model with a trainable LoRA, tokenizer, device)."""
+    torch, transformers, peft = load_stack()
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    kwargs = {"dtype": getattr(torch, cfg.dtype)}
+    if cfg.qlora and cuda:
+        kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+        kwargs["device_map"] = {"": 0}
+    elif cfg.qlora:
+        log.warning("train.qlora needs CUDA; training plain LoRA on CPU")
+    if not (Path(base_dir) / "config.json").is_file():
+        raise SentiEdgeError(f"could not load the student from {base_dir}: no config.json; give a Hugging Face model directory")
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(str(base_dir))
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(base_dir), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise SentiEdgeError(f"could not load the student from {base_dir}: {exc}") from None
+    except RuntimeError as exc:  # out of memory among others
+        raise SentiEdgeError(f"the student {base_dir} does not fit: {exc}; try train.qlora on a GPU, a smaller student or batch") from None
+    if "quantization_config" in kwargs:
+        model = peft.prepare_model_for_kbit_training(model)
+    elif device == "cuda":
+        model = model.to(device)
+    torch.manual_seed(seed)
+    if adapter is not None and trainable_adapter:
+        model = peft.PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+    else:
+        lcfg = peft.LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                               target_modules=cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else cfg.target_modules,
+                               task_type="CAUSAL_LM")
+        try:
+            model = peft.get_peft_model(model, lcfg)
+        except ValueError as exc:
+            raise SentiEdgeError(f"LoRA could not be applied with target_modules={cfg.target_modules}: {exc}") from None
+    return model, tok, device
+
+
+def merge_adapter(base_dir: Path, adapter: Path, out: Path) -> Path:
+    """Base + adapter merged into plain weights, saved as an HF directory (stage 2's base)."""
+    if (out / "model.safetensors").is_file():
+        return out
+    torch, transformers, peft = load_stack()
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    model = peft.PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    transformers.AutoTokenizer.from_pretrained(str(base_dir)).save_pretrained(tmp)
+    os.replace(tmp, out)
+    return out
+
+
+# -- data ------------------------------------------------------------------------------------
+
+def encode(examples: Sequence[dict], tok, max_length: int) -> list[dict]:
+    """Token ids, the index where the response starts, and the KL position and label ids."""
+    template = _template(tok)
+    bos = tok("", add_special_tokens=True)["input_ids"]
+    eos = tok.eos_token_id
+    out = []
+    for ex in examples:
+        segs = wrap_chat(ex["prompt"], template) if ex["chat"] else ex["prompt"]
+        prompt = list(bos)
+        for s in segs:
+            prompt += tok(s.text, add_special_tokens=False, split_special_tokens=not s.trusted)["input_ids"]
+        resp = tok(ex["response"], add_special_tokens=False)["input_ids"] + [eos]
+        resp = resp[: max_length - 8]
+        prompt = prompt[-(max_length - len(resp)):]
+        item = {"id": ex["id"], "ids": prompt + resp, "start": len(prompt), "weight": float(ex.get("weight", 1.0))}
+        if ex.get("teacher_probs"):
+            first = [tok(" " + w, add_special_tokens=False)["input_ids"][0] for w in ex["label_words"]]
+            if len(set(first)) == len(first):
+                item["kl_ids"] = first
+                item["kl_probs"] = ex["teacher_probs"]
+        out.append(item)
+    return out
+
+
+def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group: bool) -> list[list[int]]:
+    rng = random.Random(seed * 100_003 + epoch)
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    if group:
+        mega = batch_size * 16
+        idx = [i for m in range(0, len(idx), mega) for i in sorted(idx[m:m + mega], key=lambda i: -lengths[i])]
+    batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(items: Sequence[dict], pad_id: int, torch):
+    width = max(len(it["ids"]) for it in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    labels = torch.full((len(items), width), -100, dtype=torch.long)
+    weights = torch.tensor([it["weight"] for it in items], dtype=torch.float32)
+    for r, it in enumerate(items):
+        n = len(it["ids"])
+        ids[r, :n] = torch.tensor(it["ids"])
+        mask[r, :n] = 1
+        labels[r, it["start"]:n] = ids[r, it["start"]:n]
+    return ids, mask, labels, weights
+
+
+def batch_loss(model, items, pad_id, kl_weight, device, torch):
+    F = torch.nn.functional
+    ids, mask, labels, weights = (t.to(device) for t in collate(items, pad_id, torch))
+    logits = model(input_ids=ids, attention_mask=mask).logits.float()
+    shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]
+    tok_loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
+                               ignore_index=-100, reduction="none").view(shift_labels.shape)
+    w = (shift_labels != -100).float() * weights[:, None]
+    ce = (tok_loss * w).sum() / w.sum().clamp(min=1e-8)
+    kl = torch.zeros((), device=device)
+    rows = [r for r, it in enumerate(items) if "kl_ids" in it]
+    if rows and kl_weight > 0:
+        terms = []
+        for r in rows:
+            it = items[r]
+            student = F.log_softmax(logits[r, it["start"] - 1, it["kl_ids"]], dim=-1)
+            teacher = torch.tensor(it["kl_probs"], device=device).clamp(min=1e-12)
+            terms.append((teacher * (teacher.log() - student)).sum())
+        kl = torch.stack(terms).mean()
+    return ce + kl_weight * kl, ce, kl
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+
+def _save_checkpoint(run: Path, step: int, model, opt, sched, keep: int, torch, peft) -> None:
+    from safetensors.torch import save_file
+
+    ckdir = run / "checkpoints"
+    final = ckdir / f"step-{step:07d}"
+    tmp = ckdir / f".step-{step:07d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in peft.get_peft_model_state_dict(model).items()}
+    save_file(state, str(tmp / "adapter.safetensors"))
+    torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(), "numpy_rng": np.random.get_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+               tmp / "trainer.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    write_json(ckdir / "latest.json", {"step": step, "dir": final.name})
+    for old in sorted(p for p in ckdir.glob("step-*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(run: Path, model, opt, sched, torch, peft) -> int:
+    import json
+
+    from safetensors.torch import load_file
+
+    latest = run / "checkpoints" / "latest.json"
+    if not latest.exists():
+        return 0
+    info = json.loads(latest.read_text())
+    ck = run / "checkpoints" / info["dir"]
+    peft.set_peft_model_state_dict(model, load_file(str(ck / "adapter.safetensors")))
+    st = torch.load(ck / "trainer.pt", weights_only=False)
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    torch.set_rng_state(st["torch_rng"])
+    random.setstate(st["python_rng"])
+    np.random.set_state(st["numpy_rng"])
+    if st.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda_rng"])
+    return int(st["step"])
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Keep only log rows up to the resumed step, so a resumed run logs each step once."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, LOG_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+# -- the loop --------------------------------------------------------------------------------
+
+def train(examples: Sequence[dict], *, base_dir: Path, run_dir: Path, cfg: TrainConfig, seed: int = 42,
+          kl_weight: float = 0.0, init_adapter: Path | None = None, stop_after: int = 0) -> dict:
+    """Train a LoRA on `examples`; the adapter ends in `run_dir/adapter`. Resumes from checkpoints.
+
+    `stop_after` > 0 stops (with a checkpoint) once that global step is reached, as a kill would.
+    Returns the run state (also written as `run_dir/state.json`).
+    """
+    torch, transformers, peft = load_stack()
+    if not examples:
+        raise SentiEdgeError(f"no training examples for {run_dir.name}: every teacher record was dropped or none exist; see the QC report")
+    if cfg.n_threads:
+        torch.set_num_threads(cfg.n_threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model, tok, device = load_student(base_dir, cfg, adapter=init_adapter, trainable_adapter=init_adapter is not None, seed=seed)
+    data = encode(examples, tok, cfg.max_length)
+    lengths = [len(d["ids"]) for d in data]
+    per_epoch = math.ceil(len(data) / cfg.batch_size)
+    total = cfg.max_steps or cfg.epochs * per_epoch
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=device == "cpu")  # `accelerate launch` runs one process per GPU, no code change
+    if cfg.batch_size < acc.num_processes:
+        raise SentiEdgeError(f"train.batch_size = {cfg.batch_size} is smaller than the {acc.num_processes} processes; raise it")
+    main = acc.is_main_process
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warm = min(cfg.warmup_steps, max(1, total // 10))
+
+    def lr_lambda(s: int) -> float:
+        if s < warm:
+            return (s + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+    model, opt = acc.prepare(model, opt)
+    device = acc.device
+    step = _load_checkpoint(run_dir, acc.unwrap_model(model), opt, sched, torch, peft)
+    if step:
+        log.info("resuming %s at step %d of %d", run_dir.name, step, total)
+    log_path = run_dir / "log.csv"
+    if main:
+        _trim_log(log_path, step)
+    new_log = not log_path.exists()
+    fh = open(log_path if main else os.devnull, "a", newline="")
+    writer = csv.DictWriter(fh, LOG_FIELDS)
+    if new_log and main:
+        writer.writeheader()
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    model.train()
+    batches_epoch, batches = -1, []
+    last = {}
+    try:
+        while step < total:
+            epoch, b = divmod(step, per_epoch)
+            if epoch != batches_epoch:
+                batches, batches_epoch = epoch_batches(lengths, cfg.batch_size, seed, epoch, cfg.group_by_length), epoch
+            items = [data[i] for i in batches[b]][acc.process_index::acc.num_processes] or [data[batches[b][0]]]
+            t0 = time.perf_counter()
+            try:
+                loss, ce, kl = batch_loss(model, items, pad_id, kl_weight, device, torch)
+                if not torch.isfinite(loss):
+                    raise SentiEdgeError(f"the loss became {loss.item()} at step {step + 1}; lower train.lr")
+                opt.zero_grad(set_to_none=True)
+                acc.backward(loss)
+            except torch.OutOfMemoryError:
+                raise SentiEdgeError(
+                    f"the student does not fit in memory at step {step + 1} (batch of {len(items)} x "
+                    f"{max(len(it['ids']) for it in items)} tokens); lower train.batch_size or train.max_length "
+                    "(or use train.qlora on a GPU) and rerun: it resumes from the last checkpoint") from None
+            if cfg.grad_clip:
+                acc.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            secs = time.perf_counter() - t0
+            ntok = sum(len(it["ids"]) for it in items)
+            last = {"step": step, "epoch": epoch, "loss": round(loss.item(), 6), "ce": round(ce.item(), 6),
+                    "kl": round(kl.item(), 6), "lr": sched.get_last_lr()[0], "tokens": ntok,
+                    "seconds": round(secs, 4), "tokens_per_s": round(ntok / secs, 2)}
+            writer.writerow(last)
+            fh.flush()
+            if step % cfg.checkpoint_every == 0 or step == total or step == stop_after:
+                if main:
+                    _save_checkpoint(run_dir, step, acc.unwrap_model(model), opt, sched, cfg.keep_checkpoints, torch, peft)
+                acc.wait_for_everyone()
+            if stop_after and step >= stop_after and step < total:
+                return {"complete": False, "step": step, "total_steps": total}
+    finally:
+        fh.close()
+    state = {"complete": True, "step": step, "total_steps": total, "examples": len(data), "base_model": str(base_dir),
+             "init_adapter": str(init_adapter) if init_adapter else None, "last": last}
+    if main:
+        acc.unwrap_model(model).save_pretrained(run_dir / "adapter.tmp")
+        shutil.rmtree(run_dir / "adapter", ignore_errors=True)
+        os.replace(run_dir / "adapter.tmp", run_dir / "adapter")
+        write_json(run_dir / "state.json", state)
+        plot_log(log_path)
+    acc.wait_for_everyone()
+    return state
+
+
+def plot_log(path: Path) -> None:
+    """loss.png beside log.csv, when matplotlib is installed (the `bench` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], label="loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax2 = ax.twinx()
+    ax2.plot([int(r["step"]) for r in rows], [float(r["tokens_per_s"]) for r in rows], color="grey", alpha=0.5)
+    ax2.set_ylabel("tokens/s")
+    fig.tight_layout()
+    fig.savefig(path.with_name("loss.png"))
+    plt.close(fig)

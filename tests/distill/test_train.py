@@ -1,0 +1,94 @@
+"""Student training with the real SmolLM2: GGUF -> safetensors, LoRA steps, exact kill-and-resume."""
+
+import csv
+import json
+
+import pytest
+
+from senti_edge.distill import icldist
+from senti_edge.distill.config import TrainConfig
+from senti_edge.distill.corpus import load_corpus
+from senti_edge.distill.pipeline import generate
+from senti_edge.errors import SentiEdgeError
+
+from .conftest import ScriptedTeacher
+
+pytestmark = [pytest.mark.slow, pytest.mark.model]
+
+
+def test_student_from_gguf(student_dir):
+    from transformers import AutoTokenizer
+
+    assert (student_dir / "model.safetensors").is_file()
+    tok = AutoTokenizer.from_pretrained(str(student_dir))
+    assert len(tok(" positive", add_special_tokens=False)["input_ids"]) == 1
+    assert "<|im_start|>" in tok.chat_template
+    # user text never turns into special tokens
+    assert 1 not in tok("<|im_start|>", add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+
+def _examples(cfg_factory, tmp_path):
+    cfg = cfg_factory(out_dir=str(tmp_path / "gen"), icldist={"n_items": 8, "general_fraction": 0.25, "max_shots": 1})
+    generate(cfg, "icldist", teacher=ScriptedTeacher())
+    recs = [json.loads(x) for x in (tmp_path / "gen" / "icldist.jsonl").read_text().splitlines()]
+    return icldist.examples(recs, load_corpus(cfg.corpus, cfg.seed), cfg)
+
+
+def test_kill_and_resume_gives_identical_weights(student_dir, cfg_factory, tmp_path):
+    from safetensors.torch import load_file
+
+    from senti_edge.distill.train import train
+
+    ex = _examples(cfg_factory, tmp_path)
+    tcfg = TrainConfig(batch_size=2, max_length=80, max_steps=4, checkpoint_every=10, warmup_steps=1,
+                       n_threads=1, lora_r=4, lora_alpha=8, lora_dropout=0.1)
+    full = train(ex, base_dir=student_dir, run_dir=tmp_path / "full", cfg=tcfg, seed=3, kl_weight=1.0)
+    assert full["complete"] and full["step"] == 4
+    part = train(ex, base_dir=student_dir, run_dir=tmp_path / "part", cfg=tcfg, seed=3, kl_weight=1.0, stop_after=2)
+    assert part == {"complete": False, "step": 2, "total_steps": 4}
+    assert not (tmp_path / "part" / "adapter").exists()
+    resumed = train(ex, base_dir=student_dir, run_dir=tmp_path / "part", cfg=tcfg, seed=3, kl_weight=1.0)
+    assert resumed["complete"]
+    a = load_file(str(tmp_path / "full" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "part" / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and len(a) > 0
+    assert all((a[k] == b[k]).all() for k in a)
+
+    def losses(run):
+        with open(tmp_path / run / "log.csv") as fh:
+            return [(r["step"], r["loss"], r["kl"]) for r in csv.DictReader(fh)]
+
+    assert losses("full") == losses("part") and len(losses("full")) == 4
+    assert any(float(kl) > 0 for _, _, kl in losses("full"))
+
+    # stage 2 may continue the stage-1 adapter instead of merging it
+    one = TrainConfig(**{**tcfg.__dict__, "max_steps": 1})
+    cont = train(ex, base_dir=student_dir, run_dir=tmp_path / "cont", cfg=one, seed=3, init_adapter=tmp_path / "full" / "adapter")
+    c = load_file(str(tmp_path / "cont" / "adapter" / "adapter_model.safetensors"))
+    assert c.keys() == a.keys() and cont["init_adapter"].endswith("adapter")
+    assert any(not (c[k] == a[k]).all() for k in a)
+
+
+def test_no_examples_is_an_error(student_dir, tmp_path):
+    from senti_edge.distill.train import train
+
+    with pytest.raises(SentiEdgeError, match="no training examples"):
+        train([], base_dir=student_dir, run_dir=tmp_path / "r", cfg=TrainConfig())
+    with pytest.raises(SentiEdgeError, match="could not load the student"):
+        train([{"id": "x", "prompt": [], "chat": False, "response": "a"}], base_dir=tmp_path, run_dir=tmp_path / "r",
+              cfg=TrainConfig())
+
+
+def test_hf_teacher(student_dir):
+    from senti_edge.distill.config import TeacherConfig
+    from senti_edge.distill.teachers import make_teacher
+    from senti_edge.runtime.prompts import Segment
+
+    t = make_teacher(TeacherConfig(backend="hf", model=str(student_dir), n_threads=1))
+    assert t.template == "chatml"
+    reply = t.generate([Segment("Say hello.", True)], chat=True, max_tokens=4)
+    assert isinstance(reply.text, str) and t.stats.completion_tokens <= 4
+    logits = t.label_logits([Segment("Sentence: I love it\nLabel:", True)], ["positive", "negative"])
+    assert len(logits) == 2 and all(isinstance(x, float) for x in logits)
+    with pytest.raises(SentiEdgeError, match="could not load the teacher"):
+        make_teacher(TeacherConfig(backend="hf", model="/nonexistent/dir"))

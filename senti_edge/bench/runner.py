@@ -234,7 +234,7 @@ def run_classification(eng, spec: DatasetSpec, train: Sequence[Item], test: Sequ
             timer.done(1)
         logits = np.asarray(rows)
     pred = [spec.labels[j] for j in logits.argmax(axis=1)]
-    preds = [{"index": it.index, "gold": it.gold, "pred": p, "logits": [round(float(x), 4) for x in row]}
+    preds = [{"index": it.index, "pred": p, "logits": [round(float(x), 4) for x in row]}
              for it, p, row in zip(test, pred, logits)]
     metrics = classification_scores([it.gold for it in test], pred)
     return preds, {"metrics": metrics, "demos": demos}
@@ -258,7 +258,7 @@ def run_tuples(eng, spec: DatasetSpec, train: Sequence[Item], test: Sequence[Ite
         parsed_all.append(parsed)
         if fixed is None:
             demos.append(idx)
-        preds.append({"index": it.index, "gold": [list(t) for t in it.gold], "output": text, "finished": finished,
+        preds.append({"index": it.index, "output": text, "finished": finished,
                       "pred": None if parsed is None else [list(t) for t in parsed], "format_error": parsed is None})
         timer.done(1)
     metrics = tuple_scores([it.gold for it in test], parsed_all)
@@ -268,7 +268,7 @@ def run_tuples(eng, spec: DatasetSpec, train: Sequence[Item], test: Sequence[Ite
 def run_baseline(name: str, spec: DatasetSpec, train: Sequence[Item], test: Sequence[Item], timer: Timer):
     pred = bl.BASELINES[name](spec, train, test)
     timer.done(len(test))
-    preds = [{"index": it.index, "gold": it.gold, "pred": p} for it, p in zip(test, pred)]
+    preds = [{"index": it.index, "pred": p} for it, p in zip(test, pred)]
     return preds, {"metrics": classification_scores([it.gold for it in test], pred), "demos": []}
 
 

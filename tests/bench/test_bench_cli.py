@@ -26,7 +26,8 @@ def test_baselines_end_to_end_and_resume(tiny_bench, tmp_path):
                      "baseline-majority/sst2-seed1.json", "baseline-majority/sst2-seed2.json",
                      "baseline-vader/sst2-seed1.json", "baseline-vader/sst2-seed2.json"]
     cell = json.loads((out / "cells/baseline-majority/sst2-seed1.json").read_text())
-    assert len(cell["predictions"]) == 12 and cell["predictions"][0].keys() >= {"index", "gold", "pred", "ms"}
+    assert len(cell["predictions"]) == 12 and cell["predictions"][0].keys() >= {"index", "pred", "ms"}
+    assert "gold" not in cell["predictions"][0]  # gold stays in the data set; cells refer to it by index
     assert cell["metrics"]["accuracy"] == pytest.approx(0.5)
     res = json.loads((out / "results.json").read_text())
     assert res["demo_mode"] == "fixed" and res["machine"]["cpu"] and res["missing_cells"] == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import signal
 import sys
 
 import click
@@ -70,7 +71,14 @@ for _part in ("runtime", "bench", "distill", "quantize"):
         cli.add_command(_cmd)
 
 
+def _terminate(signum, frame):
+    """SIGTERM unwinds like Ctrl-C: temporary files are removed, complete outputs stay."""
+    click.echo("Terminated; complete outputs were kept.", err=True)
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     cli(prog_name="senti-edge")
 
 

@@ -11,11 +11,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 from .errors import SentiEdgeError
+
+
+def ensure_space(directory: Path, need: int, what: str) -> None:
+    """Fail before writing `what` when `directory`'s disk has less than `need` bytes (+5%) free."""
+    directory.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(directory).free
+    if free < need * 1.05:
+        raise SentiEdgeError(
+            f"not enough disk space for {what} in {directory}: about {need / 1e6:.0f} MB needed, "
+            f"{free / 1e6:.0f} MB free; free some space or write elsewhere (--out, SENTI_EDGE_HOME)"
+        )
 
 
 def _umask() -> int:

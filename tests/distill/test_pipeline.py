@@ -52,7 +52,7 @@ def test_run_all_stages_then_skip(smollm2_path, student_dir, fake_bench, tmp_pat
     runner = CliRunner()
     res = runner.invoke(cli, ["distill", "run", str(cfg)])
     assert res.exit_code == 0, res.output
-    assert [ln for ln in res.output.split() if ln in ("done", "skipped") or ln.endswith(":")][-8:] == ["knowdist-generate:", "done", "knowdist-train:", "done",
+    assert [ln for ln in res.stdout.split() if ln in ("done", "skipped") or ln.endswith(":")][-8:] == ["knowdist-generate:", "done", "knowdist-train:", "done",
                                   "icldist-generate:", "done", "icldist-train:", "done"]
     run = tmp_path / "run"
     kd = _records(run / "knowdist.jsonl")

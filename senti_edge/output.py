@@ -18,8 +18,8 @@ FORMATS = ("table", "json", "jsonl", "csv")
 class RowWriter:
     """Write rows to `fh` in `fmt`; call `close()` to finish (json needs its closing bracket)."""
 
-    def __init__(self, fh: IO[str], fmt: str, *, probs: bool = False, labels: tuple[str, ...] = ()):
-        self.fh, self.fmt, self.probs, self.labels = fh, fmt, probs, labels
+    def __init__(self, fh: IO[str], fmt: str, *, probs: bool = False):
+        self.fh, self.fmt, self.probs = fh, fmt, probs
         self.n = 0
         self._csv = None
         self._table: list[dict] = []

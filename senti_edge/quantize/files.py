@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import SentiEdgeError
-from ..jsonl import ensure_space  # noqa: F401  (re-exported for the quantize modules)
 
 
 def make_public(path: Path) -> None:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from ..errors import SentiEdgeError
 from .config import DISTILL_HINT
-from .files import ensure_space, make_public
+from ..jsonl import ensure_space
+from .files import make_public
 
 log = logging.getLogger(__name__)
 

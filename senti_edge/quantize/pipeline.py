@@ -22,7 +22,8 @@ from ..runtime.prompts import get_task
 from . import convert, merge, verify
 from .card import write_card
 from .config import QUANT_TYPES, QuantizeConfig
-from .files import ensure_space, make_public
+from ..jsonl import ensure_space
+from .files import make_public
 from .quantize import fallback_note, quantize, tensor_types
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def run(cfg: QuantizeConfig, *, progress: Callable[[str], None] = lambda msg: No
         "quantized": [], "failures": [], "registered": [],
     }
 
-    progress(f"merging {cfg.adapter or '(no adapter)'} into {base.label}")
+    progress(f"merging {cfg.adapter} into {base.label}" if cfg.adapter else f"loading {base.label} (no adapter to merge)")
     report["merge"] = merge.merge(base, cfg.adapter, cfg.merged_dir, force=cfg.force)
 
     progress(f"converting to {cfg.f16_path.name} with {conv.describe()}")

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import SentiEdgeError
 from .config import QUANT_TYPES
-from .files import atomic_path, ensure_space
+from ..jsonl import ensure_space
+from .files import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -86,6 +86,7 @@ class Analyzer:
         self.prefix = prompts.build_prefix(self.task, self.shots, cfg.target) if not self.task.generative else []
         self.label_ids = self.engine.label_token_ids(self.task.labels) if not self.task.generative else []
         self.calibration = self._calibrate() if cfg.calibrate and not self.task.generative else None
+        self._chunk_budget = self.engine.max_query_tokens(len(self.engine.tokenize_segments(self.prefix, bos=True))) - 16
 
     def close(self) -> None:
         self.engine.close()
@@ -98,7 +99,7 @@ class Analyzer:
 
     def _chunks(self, text: str) -> list[str]:
         """Split a text too long for the context into pieces that fit (by tokens)."""
-        budget = self.engine.max_query_tokens(len(self.engine.tokenize_segments(self.prefix, bos=True))) - 16
+        budget = self._chunk_budget
         tokens = self.engine.tokenize(text)
         if len(tokens) <= budget:
             return [text]

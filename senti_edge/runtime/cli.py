@@ -72,7 +72,7 @@ def analyze(files, model, adapter, task, labels, target, target_field, shots, ca
         senti-edge analyze reviews.txt -t aspects -o json
     """
     from ..errors import SentiEdgeError
-    from ..inputs import read_texts
+    from ..inputs import MAX_TEXT_CHARS, read_texts
     from ..jsonl import atomic_open
     from ..output import RowWriter
     from .analyzer import Analyzer
@@ -90,13 +90,14 @@ def analyze(files, model, adapter, task, labels, target, target_field, shots, ca
     az = Analyzer(model=model, adapter=adapter, task=task, labels=label_list, target=target, shots=shots,
                   calibrate=calibrate, chunk=chunk, n_threads=threads, n_ctx=n_ctx)
     fmt = fmt or ("table" if (output is None and sys.stdout.isatty()) else "jsonl")
-    total = None if document else _count_lines(files)
+    show_bar = not quiet and sys.stderr.isatty()
+    total = _count_lines(files) if show_bar and not document else None
     counts: collections.Counter = collections.Counter()
     clipped = 0
     t0 = time.perf_counter()
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="text", disable=quiet or None, leave=False, file=sys.stderr,
+    bar = tqdm(total=total, unit="text", disable=not show_bar, leave=False, file=sys.stderr,
                mininterval=0.5, delay=1.0)
 
     def records_all():
@@ -104,7 +105,7 @@ def analyze(files, model, adapter, task, labels, target, target_field, shots, ca
         yield from records
 
     with (atomic_open(output) if output else contextlib.nullcontext(sys.stdout)) as fh:
-        writer = RowWriter(fh, fmt, probs=probs, labels=az.task.labels)
+        writer = RowWriter(fh, fmt, probs=probs)
         for rec, res in az.stream(records_all(), on_done=bar.update):
             clipped += rec.clipped
             row = {"id": rec.id, "source": rec.source, "line": rec.line, "text": rec.text, **res}
@@ -121,7 +122,7 @@ def analyze(files, model, adapter, task, labels, target, target_field, shots, ca
                    "(use --chunk to split and pool them)", err=True)
     if not quiet:
         dist = ", ".join(f"{k} {v}" for k, v in counts.most_common())
-        more = f"; {clipped} cut at {100_000:,} characters" if clipped else ""
+        more = f"; {clipped} cut at {MAX_TEXT_CHARS:,} characters" if clipped else ""
         click.echo(f"{n} texts in {dt:.1f} s ({n / dt:.1f} texts/s): {dist}{more}", err=True)
 
 

@@ -344,7 +344,7 @@ class Engine:
             chunk = tokens[start:start + self.n_batch]
             last = start + len(chunk) == len(tokens)
             self._decode([(t, start + j, 0, last and j == len(chunk) - 1) for j, t in enumerate(chunk)])
-        logits = self._logits(len(tokens) - 1 - (len(tokens) - 1) // self.n_batch * self.n_batch)[np.asarray(label_ids)]
+        logits = self._logits((len(tokens) - 1) % self.n_batch)[np.asarray(label_ids)]
         llama_cpp.llama_memory_clear(self._mem(), True)
         return logits.copy()
 
@@ -367,7 +367,6 @@ class Engine:
             pos = len(tokens) - 1
             self._decode([(tokens[-1], pos, 0, True)])
             out: list[int] = []
-            text = ""
             finished = False
             for _ in range(max_tokens):
                 tok = sampler.sample(self._ctx, -1)
@@ -375,13 +374,14 @@ class Engine:
                     finished = True
                     break
                 out.append(tok)
-                text = self.detokenize(out)
-                if any(s in text for s in stop):
-                    text = text[: min(text.find(s) for s in stop if s in text)]
+                if stop and any(s in self.detokenize(out) for s in stop):  # only stop strings need text per step
                     finished = True
                     break
                 pos += 1
                 self._decode([(tok, pos, 0, True)], generated=True)
+            text = self.detokenize(out)
+            if stop and any(s in text for s in stop):
+                text = text[: min(text.find(s) for s in stop if s in text)]
         finally:
             sampler.close()
             llama_cpp.llama_memory_seq_rm(self._mem(), 0, len(tokens) - 1, -1)

@@ -83,9 +83,13 @@ def user_registry_path() -> Path:
     return home() / "registry.json"
 
 
+def _shipped() -> dict[str, dict]:
+    return json.loads(resources.files("senti_edge.data").joinpath("registry.json").read_text("utf-8"))
+
+
 def load_registry() -> dict[str, ModelEntry]:
     """The shipped registry, plus the user's local entries (which may not shadow shipped ones)."""
-    shipped = json.loads(resources.files("senti_edge.data").joinpath("registry.json").read_text("utf-8"))
+    shipped = _shipped()
     entries = {name: ModelEntry.from_dict(name, d) for name, d in shipped.items()}
     upath = user_registry_path()
     if upath.exists():
@@ -101,7 +105,7 @@ def load_registry() -> dict[str, ModelEntry]:
 
 def register_local(name: str, path: str | os.PathLike, **info) -> ModelEntry:
     """Add or replace a user entry that points at a local GGUF file (used by `quantize`)."""
-    if name in json.loads(resources.files("senti_edge.data").joinpath("registry.json").read_text("utf-8")):
+    if name in _shipped():
         raise SentiEdgeError(f"model name {name!r} is taken by a shipped model; choose another name")
     upath = user_registry_path()
     with locked(upath.with_suffix(".lock")):

@@ -9,7 +9,7 @@ import pytest
 
 from senti_edge.errors import SentiEdgeError
 from senti_edge.quantize.config import QUANT_TYPES, QuantizeConfig, parse_types
-from senti_edge.quantize.files import ensure_space
+from senti_edge.jsonl import ensure_space
 
 
 def test_ftypes_match_llama_cpp():

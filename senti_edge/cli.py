@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from .errors import SentiEdgeError
+from .jsonl import DISK_FULL
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -38,6 +39,8 @@ def friendly_errors(fn):
             sys.exit(141)
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
+            if exc.errno in DISK_FULL:
+                where += "; complete outputs were kept, free some space and rerun"
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
 
     return wrapper

@@ -4,11 +4,13 @@ Every stage reads and writes plain files so any stage can be rerun alone. Final 
 written under a temporary name and renamed into place, so a crash never leaves a half-written
 file under the final name. Long jobs append one JSON object per finished item and, when rerun,
 skip the ids already present; a torn last line (a kill mid-write) is ignored and overwritten.
+A full disk becomes a `SentiEdgeError` that says what was kept (the old file, or the complete records).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 from .errors import SentiEdgeError
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # out of space, or over the user's quota
 
 
 def ensure_space(directory: Path, need: int, what: str) -> None:
@@ -49,9 +53,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise SentiEdgeError(f"no space left on the disk of {path.parent} while writing {path.name}; "
+                                 "the file was not replaced and no partial file is left; free some space and rerun") from None
         raise
 
 
@@ -124,9 +131,20 @@ class JsonlAppender:
     def append(self, record: dict) -> None:
         if record.get(self.id_key) in self.done:
             raise ValueError(f"duplicate id {record.get(self.id_key)!r} in {self.path}")
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        size = os.fstat(self._fh.fileno()).st_size  # earlier records are flushed: this is where ours starts
+        try:
+            self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            with contextlib.suppress(OSError):
+                self._fh.close()  # drops the buffer it cannot write
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, size)  # and the part of this record that did get written
+            raise SentiEdgeError(f"no space left on the disk of {self.path}: the {len(self.done)} complete records "
+                                 "written so far are kept; free some space and rerun to resume") from None
         self.done.add(record.get(self.id_key))
 
     def close(self) -> None:

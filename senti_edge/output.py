@@ -62,7 +62,8 @@ def _cut(text: str, width: int) -> str:
 
 
 def render_table(rows: list[dict], *, probs: bool = False) -> str:
-    """Columns id, label, confidence (and the distribution), then the text cut to the terminal."""
+    """Columns id, label, confidence (and the distribution), then the text cut to the terminal;
+    with `explanation` (from --explain), a second line per row holds it."""
     if not rows:
         return ""
     term = shutil.get_terminal_size((100, 20)).columns
@@ -85,4 +86,6 @@ def render_table(rows: list[dict], *, probs: bool = False) -> str:
             dist = " " + " ".join(f"{r['probs'][lab]:>6.2f}" for lab in labels)
         left = f"{_cut(str(r['id']), id_w):<{id_w}}  {r['label']:<{label_w}}  {r['confidence']:.2f}{dist}"
         lines.append(f"{left}  {_cut(r['text'], max(10, term - len(left) - 2))}")
+        if r.get("explanation"):  # --explain: the model's analysis on its own line under the text
+            lines.append(" " * (id_w + 2) + "-> " + _cut(r["explanation"], max(10, term - id_w - 5)))
     return "\n".join(lines) + "\n"

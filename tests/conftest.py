@@ -1,8 +1,12 @@
-"""Shared fixtures: the real SmolLM2 GGUF (skips if absent), SentiBench (skips if absent)."""
+"""Shared fixtures: the real SmolLM2 GGUF (skips if absent), SentiBench (skips if absent), a disk to fill."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +25,21 @@ def smollm2_path() -> Path:
         return materialise(get_entry("smollm2-135m"))
     except SentiEdgeError as exc:
         pytest.skip(f"SmolLM2 not available: {exc}")
+
+
+@pytest.fixture(params=[signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def interrupt(request):
+    """stop(proc): send SIGTERM (then, in a second run, SIGINT) to a running senti-edge process and
+    check it stopped cleanly: exit 143 or 130, no traceback, "complete outputs were kept"."""
+    code, said = {signal.SIGTERM: (143, "Terminated"), signal.SIGINT: (130, "Interrupted")}[request.param]
+
+    def stop(proc, timeout: float = 120) -> None:
+        proc.send_signal(request.param)
+        _, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == code, err
+        assert "Traceback" not in err and f"{said}; complete outputs were kept" in err
+
+    return stop
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +65,47 @@ def tmp_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("SENTI_EDGE_HOME", str(home))
     return home
+
+
+class SmallDisk:
+    """A directory whose disk `fill()` makes full and `free()` frees again.
+
+    It is a 1 MB tmpfs when mounting works (root with CAP_SYS_ADMIN), so writes really fail
+    part-way with ENOSPC. Elsewhere (or with SENTI_EDGE_TEST_NO_TMPFS=1) it is a plain directory
+    and `fill()` makes every fsync raise ENOSPC, as a disk that filled up since the last write would.
+    """
+
+    def __init__(self, path: Path, monkeypatch, tmpfs: bool):
+        self.path, self.monkeypatch, self.tmpfs = path, monkeypatch, tmpfs
+        self._fsync = os.fsync
+
+    def fill(self) -> None:
+        if self.tmpfs:
+            with open(self.path / "filler", "ab", buffering=0) as fh:
+                try:
+                    while fh.write(b"\0" * 4096):
+                        pass
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC, exc
+        else:
+            def full(fd):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            self.monkeypatch.setattr(os, "fsync", full)
+
+    def free(self) -> None:
+        if self.tmpfs:
+            (self.path / "filler").unlink()
+        else:
+            self.monkeypatch.setattr(os, "fsync", self._fsync)
+
+
+@pytest.fixture
+def small_disk(tmp_path, monkeypatch):
+    path = tmp_path / "disk"
+    path.mkdir()
+    tmpfs = not os.environ.get("SENTI_EDGE_TEST_NO_TMPFS") and shutil.which("mount") and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True).returncode == 0
+    yield SmallDisk(path, monkeypatch, tmpfs)
+    if tmpfs:
+        subprocess.run(["umount", str(path)], check=True)

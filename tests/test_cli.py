@@ -55,6 +55,20 @@ def test_output_formats(run, reviews, fmt):
         assert res.stdout.splitlines()[0].startswith("id")
 
 
+def test_explain_adds_the_models_analysis_beside_the_label(run, reviews):
+    plain = [json.loads(x) for x in run(str(reviews), "-o", "jsonl").stdout.splitlines()]
+    res = run(str(reviews), "-o", "jsonl", "--explain")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [r["label"] for r in rows] == [r["label"] for r in plain]  # the label still comes from the scores
+    assert all(isinstance(r["explanation"], str) and r["explanation"] and "\n" not in r["explanation"] for r in rows)
+    assert not any("Overall sentiment" in r["explanation"] for r in rows)
+    table = run(str(reviews), "-o", "table", "--explain").stdout.splitlines()
+    assert len(table) == 1 + 2 * 3 and table[2].lstrip().startswith("->")
+    lines = list(csv.DictReader(io.StringIO(run(str(reviews), "-o", "csv", "--explain").stdout)))
+    assert all(r["explanation"] for r in lines)
+
+
 def test_stdin_jsonl_csv_and_document_inputs(run, tmp_path):
     assert run("-", input="great\nawful\n").stdout.count("\n") == 2
     j = tmp_path / "t.jsonl"

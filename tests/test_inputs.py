@@ -2,9 +2,11 @@ import io
 import sys
 
 import pytest
+from click.testing import CliRunner
 
+from senti_edge.cli import cli
 from senti_edge.errors import SentiEdgeError
-from senti_edge.inputs import MAX_TEXT_CHARS, read_texts
+from senti_edge.inputs import MAX_LINE_BYTES, MAX_TEXT_CHARS, read_texts
 
 
 def texts(*args, **kw):
@@ -94,3 +96,46 @@ def test_very_long_lines_are_clipped_and_flagged(tmp_path):
     recs = list(read_texts([str(p)]))
     assert len(recs[0].text) == MAX_TEXT_CHARS and recs[0].clipped
     assert not recs[1].clipped
+
+
+def test_per_file_cap_refuses_every_file_before_the_first_text(tmp_path):
+    small, big = tmp_path / "small.txt", tmp_path / "big.txt"
+    small.write_text("fine\n")
+    big.write_text("x\n" * 600)  # 1,200 bytes
+    records = read_texts([str(small), str(big)], max_file_bytes=1000)
+    with pytest.raises(SentiEdgeError, match=r"big.txt: 1,200 bytes, over the 1,000 bytes limit per input file; raise it with --max-file-mb"):
+        next(records)  # the oversize second file fails before the first file's text comes out
+    assert len(texts([str(small), str(big)], max_file_bytes=0)) == 601  # 0: no cap
+    assert len(texts([str(big)], max_file_bytes=1200)) == 600  # the cap itself is allowed
+
+
+def test_per_file_cap_holds_for_stdin_as_it_streams(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"one\n" * 300)))
+    recs = read_texts(["-"], max_file_bytes=1000)
+    assert next(recs).text == "one"
+    with pytest.raises(SentiEdgeError, match=r"<stdin>:251: the input passes the 1,000 bytes limit per input file"):
+        list(recs)
+
+
+@pytest.mark.parametrize("name", ["long.txt", "long.jsonl"])
+def test_a_line_over_the_line_limit_is_refused_not_read_whole(tmp_path, name):
+    p = tmp_path / name
+    with open(p, "wb") as fh:
+        fh.write(b"ok\n" if name.endswith(".txt") else b'{"text": "ok"}\n')
+        fh.write(b"y" * (MAX_LINE_BYTES + 10))  # a file with no newline after a short first line
+    recs = read_texts([str(p)])
+    assert next(recs).text == "ok"
+    with pytest.raises(SentiEdgeError, match=rf"{name}:2: a line longer than 16 MB"):
+        next(recs)
+
+
+def test_analyze_cap_is_a_one_line_error_before_the_model_loads(tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("a fine review\n" * 100_000)  # 1.4 MB
+    res = CliRunner().invoke(cli, ["analyze", str(big), "--max-file-mb", "1", "-m", "/no/such/model.gguf"])
+    assert res.exit_code == 1
+    assert res.output == (f"Error: {big}: 1.4 MB, over the 1 MB limit per input file; raise it with --max-file-mb "
+                          "(0: no limit) or split the input\n")
+    res = CliRunner().invoke(cli, ["analyze", str(big), "--max-file-mb", "2", "-m", "/no/such/model.gguf"])
+    assert res.exit_code == 1 and "model file not found" in res.output  # under the cap: on to the model
+    assert "--max-file-mb" in CliRunner().invoke(cli, ["analyze", "--help"]).output

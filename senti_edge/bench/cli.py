@@ -28,7 +28,8 @@ def _seeds(ctx, param, value: str) -> tuple[int, ...]:
               help="SentiBench root holding <category>/<dataset>/<split>.json (env SENTIBENCH_DIR).")
 @click.option("--split", default="val", show_default=True, help="Split to evaluate (file name without .json).")
 @click.option("--out", "out_dir", default="bench-results", show_default=True, type=click.Path(file_okay=False),
-              help="Results directory; rerunning with the same settings skips finished cells.")
+              help="Results directory; rerunning with the same settings skips finished cells. "
+                   "Locked while a bench writes it: a second bench on it stops at once with an error.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N items per dataset.")
 @click.option("--shots", type=click.IntRange(min=0), default=4, show_default=True, help="Demonstrations per prompt.")
 @click.option("--seeds", default="42", show_default=True, callback=_seeds,

@@ -70,7 +70,8 @@ def mean_or_none(values: Iterable[float | None]) -> float | None:
 
 
 def category_averages(scores: Mapping[str, float | None], categories: Mapping[str, str]) -> dict[str, float | None]:
-    """Per category (over the datasets of the run in it) and "overall" (over all datasets of the run).
+    """Per category (over the datasets of the run in it), "classification" (the basic and
+    multifaceted sets) and "overall" (over all datasets of the run).
 
     `scores` maps dataset to its mean score (None: not run for this model, e.g. VADER on irony);
     `categories` maps each dataset of the run to its category.
@@ -78,5 +79,7 @@ def category_averages(scores: Mapping[str, float | None], categories: Mapping[st
     out: dict[str, float | None] = {}
     for cat in dict.fromkeys(categories.values()):
         out[cat] = mean_or_none(scores.get(d) for d, c in categories.items() if c == cat)
+    # the label-word tasks (basic and multifaceted), which the distillation targets are stated on
+    out["classification"] = mean_or_none(scores.get(d) for d, c in categories.items() if c != "fine-grained")
     out["overall"] = mean_or_none(scores.get(d) for d in categories)
     return out

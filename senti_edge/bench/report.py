@@ -126,13 +126,14 @@ def markdown_table(results: dict) -> str:
     datasets = [d["name"] for d in results["datasets"]]
     cats = list(dict.fromkeys(d["category"] for d in results["datasets"]))
     head = (["model"] + datasets + [f"{CATEGORIES[c].split(' (')[1][:-1]} avg" for c in cats]
-            + ["overall", "FSA format errors %", "size MB", "load s", "peak RSS MB", "examples/s", "ms/example"])
+            + ["cls avg", "overall", "FSA format errors %", "size MB", "load s", "peak RSS MB", "examples/s", "ms/example"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in results["models"]:
         c = m["cost"]
         row = [m["label"]]
         row += [_pct(m["scores"][d]["mean"], m["scores"][d]["std"]) if d in m["scores"] else "-" for d in datasets]
-        row += [_pct(m["averages"].get(cat)) for cat in cats] + [_pct(m["averages"].get("overall"))]
+        row += [_pct(m["averages"].get(cat)) for cat in cats]
+        row += [_pct(m["averages"].get("classification")), _pct(m["averages"].get("overall"))]
         row += [_pct(m["format_error_rate"]),
                 f"{c['size_bytes'] / 1e6:.1f}" if c["size_bytes"] else "-",
                 f"{c['load_s']:.2f}" if c["load_s"] else "-",

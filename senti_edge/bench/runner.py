@@ -36,6 +36,7 @@ from .. import __version__
 from ..errors import SentiEdgeError
 from ..jsonl import write_json
 from ..runtime.prompts import Example, Task, build_prefix, build_query
+from ..runtime.registry import locked
 from . import baselines as bl
 from .datasets import DATASETS, DatasetSpec, Item, load_split, select_datasets
 from .formats import build_tuple_prefix, close_truncated, build_tuple_query, parse_tuples, tuples_grammar
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 DEMO_MODES = ("fixed", "per-example")
 CELL_FORMAT = 1
+LOCK_NAME = ".bench.lock"  # in the results directory, held while a bench writes there
 
 
 @dataclass
@@ -340,15 +342,24 @@ def _load_engine(spec: str, cfg: BenchConfig):
 
 
 def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
-    """Run every pending cell of `cfg`, then write the merged reports; returns the merged results."""
+    """Run every pending cell of `cfg`, then write the merged reports; returns the merged results.
+
+    The results directory is locked for the whole run: a second bench on the same directory
+    fails at once (rather than waiting hours, or interleaving cells and reports).
+    """
+    specs = select_datasets(cfg.datasets)
+    data = load_data(cfg, specs)
+    busy = f"another senti-edge bench is writing {cfg.out_dir}; wait for it to finish, or give another --out"
+    with locked(cfg.out_dir / LOCK_NAME, busy=busy):
+        return _run_locked(cfg, data, progress)
+
+
+def _run_locked(cfg: BenchConfig, data, progress: bool) -> dict:
     from tqdm import tqdm
 
     from .report import write_reports
 
-    specs = select_datasets(cfg.datasets)
-    data = load_data(cfg, specs)
     units = plan(cfg)
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     write_json(cfg.out_dir / "config.json", cfg.to_dict())
     machine = machine_info(cfg.n_threads)
     total = sum(len(data[d.name][1]) for u in units for d, _ in u.cells)

@@ -108,18 +108,54 @@ def train_cmd(config, stage, stop_after, overrides) -> None:
     click.echo(json.dumps(state, indent=2))
 
 
-@distill.command("report")
+@distill.command("pack")
 @click.argument("config", type=click.Path(dir_okay=False))
+@click.option("stages", "--stage", type=STAGE, multiple=True, help="Stage to pack (repeatable; default: both that have records).")
+@click.option("--to", "dest", type=click.Path(file_okay=False), help="Destination folder (default: the config's teacher_records).")
 @click.option("overrides", "--set", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @friendly
-def report_cmd(config, overrides) -> None:
+def pack_cmd(config, stages, dest, overrides) -> None:
+    """Gzip CONFIG's teacher records into a folder you can commit.
+
+    Records refer to corpus texts by dataset and index, so a pack holds no SentiBench text. A
+    config whose teacher_records names the folder starts generation from it, and trains with
+    no teacher at all once the pack is complete.
+
+    \b
+    Examples:
+      senti-edge distill pack configs/distill-smollm2.toml
+      senti-edge distill pack cfg.toml --stage icldist --to teacher-outputs/my-run
+    """
+    from ..errors import SentiEdgeError
+    from .pipeline import pack_stage
+
+    cfg = _config(config, overrides)
+    stages = stages or tuple(s for s in ("knowdist", "icldist") if (Path(cfg.out_dir) / f"{s}.jsonl").exists())
+    if not stages:
+        raise SentiEdgeError(f"no teacher records in {cfg.out_dir}; run `senti-edge distill generate` first")
+    for stage in stages:
+        click.echo(f"{stage}: {pack_stage(cfg, stage, dest)}")
+
+
+@distill.command("report")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--markdown", is_flag=True, help="Print the model card's data and cost section instead.")
+@click.option("overrides", "--set", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@friendly
+def report_cmd(config, markdown, overrides) -> None:
     """Print the quality-control and agreement reports and the manifests of CONFIG's run.
 
     \b
     Examples:
       senti-edge distill report configs/distill-smollm2.toml
+      senti-edge distill report configs/distill-smollm2.toml --markdown >> card.md
     """
     cfg = _config(config, overrides)
+    if markdown:
+        from .card import render
+
+        click.echo(render(cfg), nl=False)
+        return
     out = Path(cfg.out_dir)
     for name in ("knowdist.qc.json", "knowdist.manifest.json", "icldist.report.json", "icldist.manifest.json",
                  "knowdist/state.json", "icldist/state.json"):

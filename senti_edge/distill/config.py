@@ -59,8 +59,9 @@ class TeacherConfig:
 class CorpusConfig:
     sentibench_dir: str = field(default="", metadata={"help": "SentiBench root; only its train.json files are read"})
     datasets: list = field(default_factory=list, metadata={"help": "SentiBench datasets (e.g. sc/sst2); empty: all 12"})
-    files: list = field(default_factory=list, metadata={"help": "your own unlabelled texts: .txt (one per line), .jsonl, .csv"})
+    files: list = field(default_factory=list, metadata={"help": "your own texts: .txt (one per line), .jsonl, .csv (labelled with label_field)"})
     text_field: str = field(default="text", metadata={"help": "text field/column in .jsonl and .csv files"})
+    label_field: str = field(default="", metadata={"help": "label field/column of labelled .jsonl/.csv files: each such file becomes an ICLDist task of its own"})
     max_texts: int = field(default=0, metadata={"help": "at most this many texts, drawn evenly across sources (0: all)"})
 
     def __post_init__(self):
@@ -98,6 +99,10 @@ class ICLDistConfig:
     datasets: list = field(default_factory=list, metadata={"help": "labelled SentiBench datasets for tasks and demos; empty: all"})
     min_shots: int = field(default=0, metadata={"help": "fewest demonstrations per prompt"})
     max_shots: int = field(default=8, metadata={"help": "most demonstrations per prompt"})
+    group_size: int = field(default=8, metadata={"help": "prompts sharing one task, format and demonstrations (the teacher evaluates that prefix once)"})
+    canonical_fraction: float = field(default=0.3, metadata={"help": "share of groups in the runtime's own prompt format"})
+    demo_chars: int = field(default=400, metadata={"help": "cut demonstration texts to this many characters"})
+    query_chars: int = field(default=1500, metadata={"help": "cut query texts to this many characters"})
     general_fraction: float = field(default=0.1, metadata={"help": "share of general instruction tasks (summary, keywords, ...)"})
     aspects_fraction: float = field(default=0.15, metadata={"help": "share of opinion-tuple tasks on the ABSA train texts (zero-shot)"})
     max_tokens: int = field(default=96, metadata={"help": "teacher tokens for generative tasks"})
@@ -112,6 +117,11 @@ class ICLDistConfig:
             raise SentiEdgeError(f"icldist.general_fraction ({self.general_fraction}) and aspects_fraction "
                                  f"({self.aspects_fraction}) must be >= 0 and sum to at most 1")
         _check_positive("icldist.n_items", self.n_items)
+        _check_positive("icldist.group_size", self.group_size)
+        _check_positive("icldist.demo_chars", self.demo_chars)
+        _check_positive("icldist.query_chars", self.query_chars)
+        if not 0 <= self.canonical_fraction <= 1:
+            raise SentiEdgeError(f"icldist.canonical_fraction must be in [0, 1], got {self.canonical_fraction}")
 
 
 @dataclass
@@ -123,7 +133,7 @@ class TrainConfig:
     qlora: bool = field(default=False, metadata={"help": "load the student in 4-bit (bitsandbytes); only used when CUDA is present"})
     stage2_init: str = field(default="merge", metadata={"help": "stage 2 starts from stage 1's adapter: merge (new LoRA on merged model), continue, or fresh"})
     batch_size: int = field(default=8, metadata={"help": "sequences per step"})
-    max_length: int = field(default=384, metadata={"help": "longest sequence in tokens (longer prompts lose their head)"})
+    max_length: int = field(default=384, metadata={"help": "longest sequence in tokens (longer prompts lose their middle: the instruction and the query stay)"})
     epochs: int = field(default=1, metadata={"help": "passes over the data"})
     max_steps: int = field(default=0, metadata={"help": "stop after this many steps (0: epochs decide)"})
     lr: float = field(default=2e-4, metadata={"help": "peak learning rate"})
@@ -135,10 +145,12 @@ class TrainConfig:
     keep_checkpoints: int = field(default=2, metadata={"help": "checkpoints kept on disk"})
     n_threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
     dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16 weights"})
+    amp: str = field(default="auto", metadata={"help": "bf16 autocast: auto (where the hardware is fast at bf16), bf16 or off"})
 
     def __post_init__(self):
         _check_choice("train.stage2_init", self.stage2_init, ("merge", "continue", "fresh"))
         _check_choice("train.dtype", self.dtype, ("float32", "bfloat16"))
+        _check_choice("train.amp", self.amp, ("auto", "bf16", "off"))
         for name in ("lora_r", "lora_alpha", "batch_size", "max_length", "epochs", "checkpoint_every", "keep_checkpoints"):
             _check_positive(f"train.{name}", getattr(self, name))
         _check_positive("train.lr", self.lr)
@@ -153,6 +165,7 @@ class DistillConfig:
     out_dir: str = field(default="runs/distill", metadata={"help": "where every stage writes its files"})
     seed: int = field(default=42, metadata={"help": "seed for sampling, shuffling and LoRA init"})
     student: str = field(default="smollm2-135m", metadata={"help": "registry name, .gguf path or Hugging Face directory"})
+    teacher_records: str = field(default="", metadata={"help": "folder of packed teacher records (<stage>.jsonl.gz): generation starts from them, so a complete pack needs no teacher"})
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     knowdist: KnowDistConfig = field(default_factory=KnowDistConfig)

@@ -42,12 +42,14 @@ class Item(NamedTuple):
     target: str | None = None  # stance target
 
 
-def _read_user_file(path: Path, field: str) -> list[tuple[int, str]]:
-    """(line number, text) pairs of a .txt (a text per line), .jsonl or .csv file; blank texts skipped."""
+def _read_user_file(path: Path, field: str, label_field: str = "") -> list[tuple[int, str, str | None]]:
+    """(line number, text, label) of a .txt (a text per line), .jsonl or .csv file; blank texts skipped.
+    The label is read from `label_field` of .jsonl/.csv files (None where it is missing or blank)."""
     from ..inputs import read_texts
 
     plain = path.suffix.lower() not in (".jsonl", ".ndjson", ".csv", ".tsv")
-    return [(rec.line, rec.text) for rec in read_texts([str(path)], field=None if plain else field)]
+    recs = read_texts([str(path)], field=None if plain else field, target_field=None if plain else (label_field or None))
+    return [(rec.line, rec.text, (rec.target or "").strip() or None) for rec in recs]
 
 
 @dataclass
@@ -108,7 +110,7 @@ def load_corpus(cfg: CorpusConfig, seed: int = 42) -> Corpus:
     for k, f in enumerate(cfg.files):
         path = Path(f).expanduser()
         _check_not_eval(path, root)
-        sources.append([Item(f"file{k}:{line}", t) for line, t in _read_user_file(path, cfg.text_field)])
+        sources.append([Item(f"file{k}:{line}", t, label) for line, t, label in _read_user_file(path, cfg.text_field, cfg.label_field)])
     if not sources:
         raise SentiEdgeError("the corpus is empty: set corpus.sentibench_dir or corpus.files")
     by_ref: dict[str, Item] = {}

@@ -3,7 +3,8 @@
 Each job `icl:N` is drawn from its own seeded generator, so job N is the same on every run:
 
 - task diversification: any labelled SentiBench classification set (polarity, emotion, irony,
-  stance, intimacy); with `aspects_fraction`, the runtime's zero-shot opinion-tuple prompt on
+  stance, intimacy), and the user's labelled files (`corpus.label_field`), each a task over its
+  own label set; with `aspects_fraction`, the runtime's zero-shot opinion-tuple prompt on
   the ABSA train texts (the teacher's JSON, parsed and re-serialised, is the target); with
   `general_fraction`, a general instruction about a text (summary, key phrases, topic) so the
   student keeps following prompts;
@@ -49,6 +50,9 @@ INSTRUCTIONS = {
                "Does the {unit} argue for or against the target? Answer {labels}."],
     "intimacy": ["Rate how intimate each {unit} is, as one of: {labels}.",
                  "How personal is the {unit}? Answer {labels}."],
+    "custom": ["Classify each {unit} as one of: {labels}.",  # the runtime's instruction for --labels
+               "Which label fits the {unit} best: {labels}?",
+               "Label each {unit} with one of: {labels}."],
 }
 FIELDS = [("Sentence", "Label"), ("Text", "Answer"), ("Input", "Output"), ("Tweet", "Label"), ("Review", "Class")]
 SEPARATORS = ["\n\n", "\n---\n", "\n###\n"]
@@ -62,69 +66,107 @@ GENERAL = [
 ]
 
 
-def _pools(corpus: Corpus, datasets: Sequence[str]) -> dict[str, list[Item]]:
+MAX_USER_LABELS = 20
+
+
+def _pools(corpus: Corpus, datasets: Sequence[str]) -> dict[str, tuple[str, tuple[str, ...], list[Item]]]:
+    """source -> (task kind, label words, labelled items): the SentiBench sets asked for, plus
+    every user file with labels (`corpus.label_field`), as a `custom` task over its own labels."""
     pools = {}
     for ds in datasets:
         if ds not in CLASSIFICATION:
             raise SentiEdgeError(f"icldist.datasets entry {ds!r} is not a labelled classification set; choose from {', '.join(CLASSIFICATION)}")
         items = corpus.labelled(ds)
         if items:
-            pools[ds] = items
+            pools[ds] = (*SENTIBENCH[ds], items)
+    for src in sorted({r.rsplit(":", 1)[0] for r in corpus.by_ref if r.startswith("file")}):
+        items = corpus.labelled(src)
+        labels = tuple(sorted({it.label for it in items}))
+        if len(labels) > MAX_USER_LABELS:
+            raise SentiEdgeError(f"{src} has {len(labels)} distinct labels in corpus.label_field; at most "
+                                 f"{MAX_USER_LABELS} are supported (is label_field the right column?)")
+        if len(labels) >= 2:
+            pools[src] = ("custom", labels, items)
     return pools
 
 
 def jobs(corpus: Corpus, cfg: ICLDistConfig, seed: int) -> list[Job]:
-    """`n_items` prompt specs; label tasks need labelled train texts in the corpus."""
+    """`n_items` prompt specs; label tasks need labelled train texts in the corpus.
+
+    Jobs come in groups of `group_size` that share their task, format and demonstrations and
+    differ only in the query, so the teacher evaluates the shared prefix once per group.
+    """
     pools = _pools(corpus, cfg.datasets or CLASSIFICATION)
     texts = corpus.items
     if not pools and cfg.general_fraction == 0:
-        raise SentiEdgeError("icldist has no labelled train texts: add SentiBench classification sets to corpus.datasets")
+        raise SentiEdgeError("icldist has no labelled train texts: add SentiBench classification sets to corpus.datasets "
+                             "or labelled files (corpus.files with corpus.label_field)")
     absa = [it for ds in ABSA for it in corpus.in_dataset(ds)]
     out = []
     for i in range(cfg.n_items):
         rng = random.Random(f"{seed}:icl:{i}")
-        r = rng.random() if pools else 0.0
+        grng = random.Random(f"{seed}:icl-group:{i // cfg.group_size}")
+        r = grng.random() if pools else 0.0
         if r < cfg.general_fraction or not pools and not absa:
             item = texts[rng.randrange(len(texts))]
-            instr = rng.choice(GENERAL)
-            out.append(Job(f"icl:{i}", {"kind": "general", "parts": [lit(instr + "\n\nText:"), ref(item.ref)]}))
+            instr = grng.choice(GENERAL)
+            out.append(Job(f"icl:{i}", {"kind": "general", "parts": [lit(instr + "\n\nText:"), ref(item.ref, chars=cfg.query_chars)]}))
         elif absa and (r < cfg.general_fraction + cfg.aspects_fraction or not pools):
             item = absa[rng.randrange(len(absa))]
             instr = TASKS["aspects"].instruction.format(labels=", ".join(TASKS["aspects"].labels))
             out.append(Job(f"icl:{i}", {"kind": "aspects", "dataset": item.ref.rsplit(":", 1)[0],
-                                        "parts": [lit(instr + "\n\n"), lit("Sentence:"), ref(item.ref)]}))
+                                        "parts": [lit(instr + "\n\n"), lit("Sentence:"), ref(item.ref, chars=cfg.query_chars)]}))
         else:
-            ds = rng.choice(sorted(pools))
-            out.append(Job(f"icl:{i}", _label_job(rng, ds, pools[ds], cfg)))
+            ds = grng.choice(sorted(pools))
+            out.append(Job(f"icl:{i}", _label_job(grng, rng, ds, *pools[ds], cfg)))
     return out
 
 
-def _label_job(rng: random.Random, ds: str, pool: list[Item], cfg: ICLDistConfig) -> dict:
-    kind, labels = SENTIBENCH[ds]
-    case = rng.choice(CASINGS)
-    words = [case(lab) for lab in labels]
-    order = list(range(len(labels)))
-    rng.shuffle(order)
-    x_name, y_name = rng.choice(FIELDS)
-    sep = rng.choice(SEPARATORS)
+def _label_job(grng: random.Random, rng: random.Random, ds: str, kind: str, labels: tuple[str, ...], pool: list[Item],
+               cfg: ICLDistConfig) -> dict:
+    """Format and demonstrations from the group's generator `grng`, the query from `rng`.
+
+    With probability `canonical_fraction` the format is the runtime's own (the prompt that
+    `analyze` and `bench` build: first instruction, `Sentence:`/`Label:`, lower-case label words
+    in the dataset's order, blank-line separators); otherwise every element is varied.
+    """
+    if grng.random() < cfg.canonical_fraction:
+        words = list(labels)
+        order = list(range(len(labels)))
+        x_name, y_name, sep, joiner = "Sentence", "Label", "\n\n", ", "
+        instr_tpl = INSTRUCTIONS[kind][0]
+        k = grng.choice([2, 4, 4, 4, 6, 8])
+    else:
+        case = grng.choice(CASINGS)
+        words = [case(lab) for lab in labels]
+        order = list(range(len(labels)))
+        grng.shuffle(order)
+        x_name, y_name = grng.choice(FIELDS)
+        sep = grng.choice(SEPARATORS)
+        joiner = grng.choice(JOINERS)
+        instr_tpl = grng.choice(INSTRUCTIONS[kind])
+        k = grng.randint(cfg.min_shots, cfg.max_shots)
+    k = max(cfg.min_shots, min(cfg.max_shots, k))
     unit = x_name.lower()
-    shown = rng.choice(JOINERS).join(words[j] for j in order)
-    instr = rng.choice(INSTRUCTIONS[kind]).format(unit=unit, labels=shown)
+    shown = joiner.join(words[j] for j in order)
+    instr = instr_tpl.format(unit=unit, labels=shown)
+    demos = grng.sample(pool, min(len(pool), k))
+    taken = {d.ref for d in demos}
     query = pool[rng.randrange(len(pool))]
-    k = rng.randint(cfg.min_shots, cfg.max_shots)
-    others = [it for it in rng.sample(pool, min(len(pool), k + 1)) if it.ref != query.ref][:k]
+    while query.ref in taken and len(pool) > len(taken):
+        query = pool[rng.randrange(len(pool))]
     needs_target = kind == "stance"
 
-    def block(it: Item) -> list:
-        parts = [lit(f"{x_name}:"), ref(it.ref)]
+    def block(it: Item, chars: int) -> list:
+        parts = [lit(f"{x_name}:"), ref(it.ref, chars=chars)]
         if needs_target:
             parts += [lit("\nTarget:"), ref(it.ref, "target")]
         return parts + [lit(f"\n{y_name}:")]
 
     parts = [lit(instr + sep)]
-    for demo in others:
-        parts += block(demo) + [lit(" " + words[labels.index(demo.label)] + sep)]
-    parts += block(query)
+    for demo in demos:
+        parts += block(demo, cfg.demo_chars) + [lit(" " + words[labels.index(demo.label)] + sep)]
+    parts += block(query, cfg.query_chars)
     return {"kind": "label", "dataset": ds, "parts": parts, "label_words": words, "gold_index": labels.index(query.label)
             if query.label in labels else None}
 

@@ -11,11 +11,10 @@ which down-weight it, so changing the policy needs no regeneration.
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from typing import Sequence
 
-from ..runtime.prompts import TASKS, build_prefix, build_query
+from ..runtime.prompts import ANALYSIS_INSTRUCTION, FOCUS, TASKS, build_prefix, build_query, stated_label
 from .config import DistillConfig, KnowDistConfig
 from .corpus import Corpus
 from .records import Job, lit, ref, render
@@ -23,26 +22,8 @@ from .teachers import Teacher
 
 POLARITY = ("negative", "neutral", "positive")
 
-FOCUS = {
-    "polarity": "the overall polarity of the text and the reasons for it",
-    "emotion": "the emotions the writer expresses (such as anger, joy, sadness, fear, optimism) and how they show",
-    "aspects": "the opinion targets and aspects the text evaluates, and the sentiment towards each",
-    "stance": "the writer's stance: what they are for or against, and how strongly they hold it",
-    "irony": "cues of irony or sarcasm, and whether the literal meaning differs from the intended one",
-    "intensity": "how intense the sentiment is (mild, moderate, strong) and the words that set its strength",
-}
-
-INSTRUCTION = (
-    "Analyse the sentiment of the text below. Focus on {focus}.\n"
-    "Write a short analysis of two to four sentences. End with one final line in exactly this form: "
-    "\"Overall sentiment: positive\", \"Overall sentiment: negative\" or \"Overall sentiment: neutral\".\n\n"
-    "Text:"
-)
-STATED = re.compile(r"overall sentiment\s*[:\-]\s*\**\s*(positive|negative|neutral)", re.IGNORECASE)
-
-
 def prompt_parts(text_ref: str, perspective: str) -> list:
-    return [lit(INSTRUCTION.format(focus=FOCUS[perspective])), ref(text_ref)]
+    return [lit(ANALYSIS_INSTRUCTION.format(focus=FOCUS[perspective])), ref(text_ref)]
 
 
 def jobs(corpus: Corpus, cfg: KnowDistConfig, seed: int) -> list[Job]:
@@ -52,11 +33,6 @@ def jobs(corpus: Corpus, cfg: KnowDistConfig, seed: int) -> list[Job]:
         for p in rng.sample(list(cfg.perspectives), min(cfg.per_text, len(cfg.perspectives))):
             out.append(Job(f"kd:{item.ref}:{p}", {"ref": item.ref, "perspective": p}))
     return out
-
-
-def stated_label(response: str) -> str | None:
-    found = STATED.findall(response)
-    return found[-1].lower() if found else None
 
 
 def is_repetitive(response: str) -> bool:

@@ -22,7 +22,7 @@ from ..jsonl import write_json
 from . import icldist, knowdist
 from .config import DistillConfig
 from .corpus import load_corpus
-from .records import generate_records, is_complete, load_records
+from .records import finish_from_records, generate_records, is_complete, load_records, pack, unpack
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,12 @@ def _save_config(cfg: DistillConfig, out: Path) -> None:
     new = cfg.to_dict()
     if path.exists():
         old = json.loads(path.read_text())
-        if old.get("corpus") != new["corpus"] or old.get("seed") != new["seed"]:
+
+        def sources(c: dict | None) -> tuple:  # what refs point into; max_texts only picks a prefix of one order
+            c = c or {}
+            return c.get("sentibench_dir"), c.get("datasets"), c.get("files"), c.get("text_field", "text")
+
+        if sources(old.get("corpus")) != sources(new["corpus"]) or old.get("seed") != new["seed"]:
             raise SentiEdgeError(
                 f"{path} was written with another corpus or seed; records refer to texts by index, "
                 "so use a new out_dir (or delete the old one) for a changed corpus")
@@ -49,8 +54,11 @@ def _teacher(cfg: DistillConfig, cache: dict):
     return cache["teacher"]
 
 
-def generate(cfg: DistillConfig, stage: str, *, max_items: int = 0, teacher=None) -> dict:
-    """Stage `knowdist` or `icldist` generation; resumes an interrupted run."""
+def generate(cfg: DistillConfig, stage: str, *, max_items: int = 0, teacher=None, cache: dict | None = None) -> dict:
+    """Stage `knowdist` or `icldist` generation; resumes an interrupted run.
+
+    With `teacher_records` set, the packed records there are taken first; the teacher is loaded
+    only when jobs remain, so a complete pack retrains without it."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _save_config(cfg, out)
@@ -58,22 +66,43 @@ def generate(cfg: DistillConfig, stage: str, *, max_items: int = 0, teacher=None
     mod = knowdist if stage == "knowdist" else icldist
     scfg = cfg.knowdist if stage == "knowdist" else cfg.icldist
     jobs = mod.jobs(corpus, scfg, cfg.seed)
-    own = teacher is None
-    cache: dict = {}
-    teacher = teacher or _teacher(cfg, cache)
-    try:
-        settings = {**scfg.__dict__, "seed": cfg.seed, "max_errors": cfg.teacher.max_errors}
-        manifest = generate_records(out / f"{stage}.jsonl", jobs, mod.make_work(teacher, corpus, scfg),
-                                    teacher=teacher, settings=settings, max_items=max_items, desc=stage)
-    finally:
-        if own:
-            teacher.close()
-    records = load_records(out / f"{stage}.jsonl")
+    path = out / f"{stage}.jsonl"
+    settings = {**scfg.__dict__, "seed": cfg.seed, "max_errors": cfg.teacher.max_errors}
+    if cfg.teacher_records:
+        packed = Path(cfg.teacher_records) / f"{stage}.jsonl.gz"
+        if packed.is_file():
+            n = unpack(packed, path, {j.id for j in jobs})
+            log.info("%s: %d records taken from %s", stage, n, packed)
+    done = {r.get("id") for r in load_records(path)} if path.exists() else set()
+    if jobs and all(j.id in done for j in jobs):
+        manifest = finish_from_records(path, jobs, settings)
+    else:
+        own = teacher is None and cache is None  # a caller's cache keeps its teacher for later stages
+        cache = {} if cache is None else cache
+        teacher = teacher or _teacher(cfg, cache)
+        try:
+            manifest = generate_records(path, jobs, mod.make_work(teacher, corpus, scfg),
+                                        teacher=teacher, settings=settings, max_items=max_items, desc=stage)
+        finally:
+            if own:
+                teacher.close()
+    records = load_records(path)
     if stage == "knowdist":
         write_json(out / "knowdist.qc.json", knowdist.qc_report(records, cfg.knowdist))
     else:
         write_json(out / "icldist.report.json", icldist.report(records, cfg.icldist))
     return manifest
+
+
+def pack_stage(cfg: DistillConfig, stage: str, dest: str | Path | None = None) -> Path:
+    """Gzip a stage's records into `dest` (default: the config's `teacher_records`)."""
+    dest = Path(dest or cfg.teacher_records or "")
+    if not str(dest) or str(dest) == ".":
+        raise SentiEdgeError("give a destination folder (--to DIR) or set teacher_records in the config")
+    n = pack(Path(cfg.out_dir) / f"{stage}.jsonl", dest)
+    write_json(dest / "config.json", cfg.to_dict())
+    log.info("%s: %d records packed into %s", stage, n, dest)
+    return dest / f"{stage}.jsonl.gz"
 
 
 def train_stage(cfg: DistillConfig, stage: str, *, stop_after: int = 0) -> dict:
@@ -126,7 +155,7 @@ def run(cfg: DistillConfig, *, only: tuple[str, ...] = ()) -> list[tuple[str, st
                 result.append((stage, "skipped"))
                 continue
             if kind == "generate":
-                generate(cfg, name, teacher=_teacher(cfg, cache))
+                generate(cfg, name, cache=cache)
             else:
                 if "teacher" in cache:  # free the teacher's memory before training
                     cache.pop("teacher").close()

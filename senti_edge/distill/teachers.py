@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from ..errors import SentiEdgeError
-from ..runtime.prompts import CHATML, Segment
+from ..runtime.prompts import Segment, wrap_chat
 from .config import TeacherConfig
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,6 @@ class TeacherStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
-
-
-def wrap_chat(segments: Sequence[Segment], template: str | None) -> list[Segment]:
-    """One user turn and the assistant's opening for a ChatML model; unchanged otherwise."""
-    if template == "chatml":
-        return [Segment(CHATML[0], True), *segments, Segment(CHATML[1], True)]
-    return [*segments, Segment("\n\nAnswer:\n", True)]
 
 
 def plain(segments: Sequence[Segment]) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import SentiEdgeError
 from ..jsonl import write_json
 from .config import TrainConfig
-from .teachers import wrap_chat
+from ..runtime.prompts import wrap_chat
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,9 @@ def merge_adapter(base_dir: Path, adapter: Path, out: Path) -> Path:
 
 # -- data ------------------------------------------------------------------------------------
 
+KEEP_HEAD = 64  # prompt tokens kept from the start when a long prompt is cut (the instruction)
+
+
 def encode(examples: Sequence[dict], tok, max_length: int) -> list[dict]:
     """Token ids, the index where the response starts, and the KL position and label ids."""
     template = _template(tok)
@@ -160,7 +163,10 @@ def encode(examples: Sequence[dict], tok, max_length: int) -> list[dict]:
             prompt += tok(s.text, add_special_tokens=False, split_special_tokens=not s.trusted)["input_ids"]
         resp = tok(ex["response"], add_special_tokens=False)["input_ids"] + [eos]
         resp = resp[: max_length - 8]
-        prompt = prompt[-(max_length - len(resp)):]
+        room = max_length - len(resp)
+        if len(prompt) > room:  # cut the middle (demonstrations): keep the instruction and the query
+            head = min(KEEP_HEAD, room // 4)
+            prompt = prompt[:head] + prompt[len(prompt) - (room - head):]
         item = {"id": ex["id"], "ids": prompt + resp, "start": len(prompt), "weight": float(ex.get("weight", 1.0))}
         if ex.get("teacher_probs"):
             first = [tok(" " + w, add_special_tokens=False)["input_ids"][0] for w in ex["label_words"]]
@@ -197,26 +203,53 @@ def collate(items: Sequence[dict], pad_id: int, torch):
     return ids, mask, labels, weights
 
 
-def batch_loss(model, items, pad_id, kl_weight, device, torch):
+def batch_loss(model, items, pad_id, kl_weight, device, torch, amp: bool = False):
+    """Weighted cross-entropy on the response tokens plus the KL term on label words.
+
+    The output layer runs only on the positions that have a target (a label answer is one or
+    two tokens of a few hundred), which saves most of the vocabulary projection on CPU.
+    """
     F = torch.nn.functional
     ids, mask, labels, weights = (t.to(device) for t in collate(items, pad_id, torch))
-    logits = model(input_ids=ids, attention_mask=mask).logits.float()
-    shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]
-    tok_loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
-                               ignore_index=-100, reduction="none").view(shift_labels.shape)
-    w = (shift_labels != -100).float() * weights[:, None]
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    with torch.autocast(device.type if hasattr(device, "type") else str(device), dtype=torch.bfloat16, enabled=amp):
+        hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+        targets = labels[:, 1:]
+        sel = targets != -100
+        logits = base.get_output_embeddings()(hidden[sel]).float()
+    cap = getattr(base.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    tok_loss = F.cross_entropy(logits, targets[sel], reduction="none")
+    w = weights[:, None].expand_as(targets)[sel]
     ce = (tok_loss * w).sum() / w.sum().clamp(min=1e-8)
     kl = torch.zeros((), device=device)
     rows = [r for r, it in enumerate(items) if "kl_ids" in it]
     if rows and kl_weight > 0:
+        counts = sel.sum(dim=1)
+        first = torch.cumsum(counts, 0) - counts  # row r's first target (position start - 1) in `logits`
         terms = []
         for r in rows:
             it = items[r]
-            student = F.log_softmax(logits[r, it["start"] - 1, it["kl_ids"]], dim=-1)
+            student = F.log_softmax(logits[first[r], it["kl_ids"]], dim=-1)
             teacher = torch.tensor(it["kl_probs"], device=device).clamp(min=1e-12)
             terms.append((teacher * (teacher.log() - student)).sum())
         kl = torch.stack(terms).mean()
     return ce + kl_weight * kl, ce, kl
+
+
+def use_amp(cfg, device, torch) -> bool:
+    """bf16 autocast: on where the hardware has fast bf16 (AVX512-BF16/AMX CPUs, recent GPUs).
+    Measured here: about 2x the tokens/s of float32 on CPU."""
+    if cfg.amp == "off" or cfg.dtype == "bfloat16":
+        return False
+    if str(device).startswith("cuda"):
+        ok = torch.cuda.is_bf16_supported()
+    else:
+        ok = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if cfg.amp == "bf16" and not ok:
+        log.warning("train.amp = bf16 but this device has no fast bf16; training in float32")
+    return ok
 
 
 # -- checkpoints -----------------------------------------------------------------------------
@@ -314,6 +347,7 @@ def train(examples: Sequence[dict], *, base_dir: Path, run_dir: Path, cfg: Train
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
     model, opt = acc.prepare(model, opt)
     device = acc.device
+    amp = use_amp(cfg, device, torch)
     step = _load_checkpoint(run_dir, acc.unwrap_model(model), opt, sched, torch, peft)
     if step:
         log.info("resuming %s at step %d of %d", run_dir.name, step, total)
@@ -337,7 +371,7 @@ def train(examples: Sequence[dict], *, base_dir: Path, run_dir: Path, cfg: Train
             items = [data[i] for i in batches[b]][acc.process_index::acc.num_processes] or [data[batches[b][0]]]
             t0 = time.perf_counter()
             try:
-                loss, ce, kl = batch_loss(model, items, pad_id, kl_weight, device, torch)
+                loss, ce, kl = batch_loss(model, items, pad_id, kl_weight, device, torch, amp)
                 if not torch.isfinite(loss):
                     raise SentiEdgeError(f"the loss became {loss.item()} at step {step + 1}; lower train.lr")
                 opt.zero_grad(set_to_none=True)

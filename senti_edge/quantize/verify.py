@@ -144,12 +144,12 @@ def score_gguf(path: Path, texts: Sequence[str], task_name: str = "polarity", *,
     with Engine(str(path), adapter=str(adapter) if adapter else None, n_threads=n_threads, n_ctx=1024,
                 verbose=verbose) as eng:
         label_ids = eng.label_token_ids(task.labels)
-        seconds = float("inf")
-        for i in range(max(1, repeats)):
+        seconds, logits = float("inf"), None
+        for _ in range(max(1, repeats)):  # identical scores each time; only the fastest time is kept
             t0 = time.perf_counter()
             out = eng.score(prefix, queries, label_ids)
             seconds = min(seconds, time.perf_counter() - t0)
-            logits = out if i == 0 else logits
+            logits = out if logits is None else logits
         head = eng.tokenize_segments(prefix, bos=True)
         token_ids = [head + eng.tokenize_segments(q) for q in queries]
     return Scores(np.asarray(logits, dtype=np.float64), seconds, token_ids, list(label_ids))

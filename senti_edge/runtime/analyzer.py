@@ -39,6 +39,8 @@ class AnalyzerConfig:
     n_threads: int | None = None
     n_ctx: int = 4096
     max_tokens: int = 200  # aspects: generation budget
+    explain: bool = False  # label tasks: also generate the model's short analysis of each text
+    explain_tokens: int = 96
 
 
 def load_shots(path: str, task: prompts.Task) -> list[prompts.Example]:
@@ -134,10 +136,23 @@ class Analyzer:
         logits = self.label_logits(texts, targets, on_done)
         idx, probs = scoring.predict(logits, self.calibration)
         labels = self.task.labels
-        return [
+        out = [
             {"label": labels[k], "confidence": float(p[k]), "probs": {lab: float(x) for lab, x in zip(labels, p)}}
             for k, p in zip(idx, probs)
         ]
+        if self.config.explain:
+            for row, text in zip(out, texts):
+                row["explanation"] = self.explain(text)
+        return out
+
+    def explain(self, text: str) -> str:
+        """The model's short analysis of a text, in the KnowDist format it was distilled on.
+
+        It is generated separately from the label (which comes from the label-word scores), so
+        the two can disagree; a base model that was never distilled writes weaker analyses."""
+        prompt = prompts.build_analysis_prompt(text, "polarity", self.engine.template)
+        raw, _ = self.engine.generate(prompt, max_tokens=self.config.explain_tokens, stop=["Overall sentiment"])
+        return prompts.analysis_text(raw)
 
     # -- aspects ----------------------------------------------------------------------------------
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
 
 import click
 
+from ..inputs import MAX_FILE_BYTES, MAX_TEXT_CHARS
 from .prompts import TASKS
 
 TASK_NAMES = sorted(TASKS)
@@ -46,16 +46,18 @@ def _count_lines(paths: tuple[str, ...]) -> int | None:
 @click.option("--document", is_flag=True, help="Treat each file as one text instead of one text per line.")
 @click.option("--field", help="Text field of .jsonl/.csv input.  [default: text]")
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True, help="On invalid UTF-8: stop with the line number, or replace bad bytes and go on.")
+@click.option("--max-file-mb", type=click.IntRange(min=0), default=MAX_FILE_BYTES // 1_000_000, show_default=True, help=f"Refuse an input file larger than this many MB (10^6 bytes) before the model loads (stdin: stop once past it); 0: no limit. Texts are cut at {MAX_TEXT_CHARS:,} characters.")
 @click.option("--chunk", is_flag=True, help="Split texts longer than the context and pool their scores (default: truncate with a warning).")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads.  [default: free cores]")
 @click.option("--ctx", "n_ctx", type=click.IntRange(256, 131072), default=4096, show_default=True, help="Context window in tokens.")
 @click.option("-o", "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), help="Output format.  [default: table on a terminal, jsonl otherwise]")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE (atomically) instead of stdout.")
 @click.option("--probs", is_flag=True, help="Include the full label distribution.")
+@click.option("--explain", is_flag=True, help="Also write the model's short analysis of each text (generated, about 0.5 s a text; best with the distilled default model).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @_friendly
 def analyze(files, model, adapter, task, labels, target, target_field, shots, calibrate, document, field,
-            errors, chunk, threads, n_ctx, fmt, output, probs, quiet):
+            errors, max_file_mb, chunk, threads, n_ctx, fmt, output, probs, explain, quiet):
     """Label texts with sentiment, offline, with a calibrated confidence.
 
     Reads FILE(s), one text per line (blank lines skipped, line numbers kept), or stdin
@@ -70,9 +72,10 @@ def analyze(files, model, adapter, task, labels, target, target_field, shots, ca
         senti-edge analyze tweets.txt -t stance --target "climate action"
         senti-edge analyze notes.txt --labels urgent,routine,spam
         senti-edge analyze reviews.txt -t aspects -o json
+        senti-edge analyze reviews.txt --explain
     """
     from ..errors import SentiEdgeError
-    from ..inputs import MAX_TEXT_CHARS, read_texts
+    from ..inputs import read_texts
     from ..jsonl import atomic_open
     from ..output import RowWriter
     from .analyzer import Analyzer
@@ -82,13 +85,14 @@ def analyze(files, model, adapter, task, labels, target, target_field, shots, ca
             raise click.UsageError("give one or more files, or pipe text in (FILE - reads stdin)")
         files = ("-",)
     label_list = tuple(x for x in labels.split(",")) if labels else None
-    records = read_texts(files, document=document, field=field, target_field=target_field, errors=errors)
+    records = read_texts(files, document=document, field=field, target_field=target_field, errors=errors,
+                         max_file_bytes=max_file_mb * 1_000_000)
     first = next(records, None)  # fail on bad input before loading the model
     if first is None:
         raise SentiEdgeError(f"no texts in {', '.join(files)} (input is empty or blank)")
 
     az = Analyzer(model=model, adapter=adapter, task=task, labels=label_list, target=target, shots=shots,
-                  calibrate=calibrate, chunk=chunk, n_threads=threads, n_ctx=n_ctx)
+                  calibrate=calibrate, chunk=chunk, n_threads=threads, n_ctx=n_ctx, explain=explain)
     fmt = fmt or ("table" if (output is None and sys.stdout.isatty()) else "jsonl")
     show_bar = not quiet and sys.stderr.isatty()
     total = _count_lines(files) if show_bar and not document else None

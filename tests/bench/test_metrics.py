@@ -71,10 +71,10 @@ def test_spread():
 
 
 def test_category_averages():
-    cats = {"sst2": "basic", "imdb": "basic", "irony18": "multifaceted"}
-    avg = category_averages({"sst2": 0.5, "imdb": 0.7, "irony18": 0.3}, cats)
+    cats = {"sst2": "basic", "imdb": "basic", "irony18": "multifaceted", "opener": "fine-grained"}
+    avg = category_averages({"sst2": 0.5, "imdb": 0.7, "irony18": 0.3, "opener": 0.1}, cats)
     assert avg["basic"] == pytest.approx(0.6) and avg["multifaceted"] == pytest.approx(0.3)
-    assert avg["overall"] == pytest.approx(0.5)
+    assert avg["classification"] == pytest.approx(0.5) and avg["overall"] == pytest.approx(0.4)
     partial = category_averages({"sst2": 0.5, "imdb": 0.7}, cats)  # e.g. VADER: no irony
     assert partial["basic"] == pytest.approx(0.6) and partial["multifaceted"] is None and partial["overall"] is None
     assert mean_or_none([]) is None

@@ -18,7 +18,7 @@ from .conftest import NEG, POS, ScriptedTeacher
 def test_jobs_are_seeded_and_diverse(cfg_factory):
     cfg = cfg_factory()
     corpus = load_corpus(cfg.corpus, cfg.seed)
-    icfg = ICLDistConfig(n_items=300, max_shots=8, general_fraction=0.1)
+    icfg = ICLDistConfig(n_items=300, max_shots=8, general_fraction=0.1, group_size=1)
     a, b = icldist.jobs(corpus, icfg, 7), icldist.jobs(corpus, icfg, 7)
     assert [j.data for j in a] == [j.data for j in b]
     labels = [j for j in a if j.data["kind"] == "label"]
@@ -31,6 +31,32 @@ def test_jobs_are_seeded_and_diverse(cfg_factory):
     assert min(shots) == 0 and max(shots) >= 8 - 1  # small pools cap the demos
     assert all("VAL TEXT" not in p for p in prompts)
     assert all(p.rstrip().endswith(":") for p in prompts)
+
+
+def test_groups_share_a_prefix_and_some_use_the_runtime_format(cfg_factory):
+    cfg = cfg_factory()
+    corpus = load_corpus(cfg.corpus, cfg.seed)
+    icfg = ICLDistConfig(n_items=240, group_size=6, general_fraction=0.0, canonical_fraction=0.5, demo_chars=20,
+                          min_shots=1, max_shots=2)
+    jobs = icldist.jobs(corpus, icfg, 3)
+    groups = [jobs[g:g + 6] for g in range(0, len(jobs), 6)]
+    for group in groups:
+        q = 5 if group[0].data["dataset"] == "multifaced/pstance" else 3  # the query block (with Target:)
+        heads = {json.dumps(j.data["parts"][:-q]) for j in group}
+        assert len(heads) == 1
+        queries = {json.dumps(j.data["parts"][-q:]) for j in group}
+        demo_refs = {p["ref"] for p in group[0].data["parts"][:-q] if isinstance(p, dict)}
+        assert not demo_refs & {p["ref"] for j in group for p in j.data["parts"][-q:] if isinstance(p, dict)}
+        assert len(queries) > 1 or q == 5  # the pstance fixture has only three texts
+    canonical = [g[0] for g in groups if g[0].data["parts"][0][0].startswith(("Classify the sentiment of each sentence as one of: negative, positive",
+                                                                              "Decide whether each sentence is ironic. Answer with one of: non-irony, irony."))]
+    assert canonical
+    for j in canonical:
+        text = "".join(s.text for s in render(j.data["parts"], corpus))
+        assert "\nLabel:" in text and text.endswith("\nLabel:")
+    demo_texts = [s.text for j in jobs for p, s in zip(j.data["parts"][:-5], render(j.data["parts"][:-5], corpus))
+                  if isinstance(p, dict) and "field" not in p]
+    assert demo_texts and max(len(t) for t in demo_texts) <= 21  # a space and at most demo_chars
 
 
 def test_records_answers_and_kl_targets(cfg_factory):
@@ -112,7 +138,66 @@ def test_aspect_tuple_tasks(cfg_factory):
 
     rt = build_aspects_prompt(load_corpus(cfg.corpus, cfg.seed).text(asp[0]["ref"] if "ref" in asp[0] else asp[0]["prompt"][-1]["ref"]),
                               template="chatml")
-    from senti_edge.distill.teachers import wrap_chat
+    from senti_edge.runtime.prompts import wrap_chat
 
     mine = wrap_chat(ex[0]["prompt"], "chatml")
     assert [s.text for s in mine[:-1]] == [s.text for s in rt[:-1]] and rt[-1].text == mine[-1].text + "Opinions:"
+
+
+def test_packed_records_resume_generation_and_need_no_teacher(cfg_factory, tmp_path):
+    from senti_edge.distill.pipeline import pack_stage
+
+    full = cfg_factory(out_dir=str(tmp_path / "full"), icldist={"n_items": 10})
+    generate(full, "icldist", teacher=ScriptedTeacher())
+    half = cfg_factory(out_dir=str(tmp_path / "half"), icldist={"n_items": 10})
+    generate(half, "icldist", teacher=ScriptedTeacher(), max_items=4)
+    packed = pack_stage(half, "icldist", tmp_path / "pack")
+    assert packed.name == "icldist.jsonl.gz" and (tmp_path / "pack" / "config.json").is_file()
+    raw = __import__("gzip").open(packed, "rt").read()
+    assert "VAL TEXT" not in raw and "loved every minute" not in raw  # references, not texts
+
+    # a new run starts from the pack and asks the teacher only for the rest
+    more = cfg_factory(out_dir=str(tmp_path / "more"), icldist={"n_items": 10}, teacher_records=str(tmp_path / "pack"))
+    teacher = ScriptedTeacher()
+    m = generate(more, "icldist", teacher=teacher)
+    assert m["complete"] and m["last_run"]["new_records"] == 6
+
+    def recs(d):
+        return sorted((json.loads(x) for x in (tmp_path / d / "icldist.jsonl").read_text().splitlines()), key=lambda r: r["id"])
+
+    assert recs("more") == recs("full")
+
+    # a complete pack trains without a teacher: a teacher that cannot load is never loaded
+    pack_stage(more, "icldist", tmp_path / "pack")
+    alone = cfg_factory(out_dir=str(tmp_path / "alone"), icldist={"n_items": 10}, teacher_records=str(tmp_path / "pack"))
+    alone.teacher.model = str(tmp_path / "missing.gguf")
+    m = generate(alone, "icldist")
+    assert m["complete"] and m["teacher"] == recs("full")[0]["teacher"]
+    assert recs("alone") == recs("full")
+
+
+def test_users_labelled_files_become_tasks_of_their_own(cfg_factory, tmp_path):
+    rows = [{"body": f"ticket {i}: the printer is on fire" if i % 2 else f"ticket {i}: please reset my password",
+             "tag": "urgent" if i % 2 else "routine"} for i in range(12)]
+    rows.append({"body": "a blank tag here", "tag": " "})
+    f = tmp_path / "tickets.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = cfg_factory(corpus={"sentibench_dir": "", "datasets": [], "files": [str(f)], "text_field": "body",
+                              "label_field": "tag", "max_texts": 0},
+                      icldist={"n_items": 24, "general_fraction": 0.0, "aspects_fraction": 0.0, "group_size": 4})
+    corpus = load_corpus(cfg.corpus, cfg.seed)
+    jobs = icldist.jobs(corpus, cfg.icldist, cfg.seed)
+    assert {j.data["dataset"] for j in jobs} == {"file0"}
+    assert all(sorted(w.lower() for w in j.data["label_words"]) == ["routine", "urgent"] for j in jobs)
+    prompts = ["".join(s.text for s in render(j.data["parts"], corpus)) for j in jobs]
+    assert any("printer is on fire" in p for p in prompts) and not any("a blank tag here" in p for p in prompts)
+    generate(cfg, "icldist", teacher=ScriptedTeacher())
+    report = json.loads((Path(cfg.out_dir) / "icldist.report.json").read_text())
+    assert report["by_dataset"] == {"file0": 24} and report["teacher_gold_agreement"] is not None
+
+    one_label = tmp_path / "one.jsonl"
+    one_label.write_text("\n".join(json.dumps({"text": f"t{i}", "label": "x"}) for i in range(3)))
+    bad = cfg_factory(corpus={"sentibench_dir": "", "datasets": [], "files": [str(one_label)], "label_field": "label"},
+                      icldist={"general_fraction": 0.0})
+    with pytest.raises(SentiEdgeError, match="no labelled train texts"):
+        icldist.jobs(load_corpus(bad.corpus, bad.seed), bad.icldist, bad.seed)

@@ -88,9 +88,38 @@ def test_nonsense_teacher_is_dropped_by_qc(cfg_factory):
     assert knowdist.examples(_records(cfg), load_corpus(cfg.corpus, cfg.seed), cfg) == []
 
 
-def test_changed_corpus_needs_new_out_dir(cfg_factory):
+def test_changed_corpus_needs_new_out_dir_but_max_texts_may_shrink(cfg_factory):
+    from senti_edge.distill.corpus import load_corpus
+
     cfg = cfg_factory()
-    generate(cfg, "knowdist", teacher=ScriptedTeacher(), max_items=1)
-    other = cfg_factory(corpus={"max_texts": 3})
+    generate(cfg, "knowdist", teacher=ScriptedTeacher(), max_items=2)
+    # fewer texts keep a prefix of the same sampled order, so the records made so far stay valid
+    fewer = cfg_factory(corpus={"max_texts": 2})
+    ids = [j.id for j in knowdist.jobs(load_corpus(fewer.corpus, fewer.seed), fewer.knowdist, fewer.seed)]
+    assert ids == [j.id for j in knowdist.jobs(load_corpus(cfg.corpus, cfg.seed), cfg.knowdist, cfg.seed)][:2]
+    assert generate(fewer, "knowdist", teacher=ScriptedTeacher())["complete"]
+    other = cfg_factory(corpus={"datasets": ["sc/sst2"]})
     with pytest.raises(SentiEdgeError, match="another corpus"):
         generate(other, "knowdist", teacher=ScriptedTeacher())
+
+
+def test_an_interrupted_run_keeps_its_stats_and_resumes_with_a_history(cfg_factory):
+    class Interrupting(ScriptedTeacher):
+        def __init__(self, after):
+            super().__init__()
+            self.after, self.calls_left = after, after
+
+        def _generate(self, prompt, chat, max_tokens, stop):
+            if self.calls_left == 0:
+                raise KeyboardInterrupt
+            self.calls_left -= 1
+            return super()._generate(prompt, chat, max_tokens, stop)
+
+    cfg = cfg_factory(corpus={"max_texts": 0})
+    with pytest.raises(KeyboardInterrupt):
+        generate(cfg, "knowdist", teacher=Interrupting(after=2))
+    manifest = json.loads((Path(cfg.out_dir) / "knowdist.manifest.json").read_text())
+    assert manifest["done"] == 2 and not manifest["complete"] and len(manifest["history"]) == 1
+    done = generate(cfg, "knowdist", teacher=ScriptedTeacher())
+    assert done["complete"] and len(done["history"]) == 2
+    assert done["total"]["new_records"] == done["done"] == done["jobs"]

@@ -92,3 +92,50 @@ def test_hf_teacher(student_dir):
     assert len(logits) == 2 and all(isinstance(x, float) for x in logits)
     with pytest.raises(SentiEdgeError, match="could not load the teacher"):
         make_teacher(TeacherConfig(backend="hf", model="/nonexistent/dir"))
+
+
+def test_batch_loss_matches_the_full_vocabulary_computation(student_dir, cfg_factory, tmp_path):
+    """Projecting only target positions must give the loss of the plain full-logits formula."""
+    import torch
+    import torch.nn.functional as F
+
+    from senti_edge.distill.train import batch_loss, collate, encode, load_student
+
+    torch.set_num_threads(1)
+    ex = _examples(cfg_factory, tmp_path)
+    model, tok, _ = load_student(student_dir, TrainConfig(lora_r=4, lora_alpha=8, lora_dropout=0.0), seed=1)
+    model.eval()
+    items = encode(ex, tok, 96)[:4]
+    assert any("kl_ids" in it for it in items)
+    with torch.no_grad():
+        loss, ce, kl = batch_loss(model, items, tok.eos_token_id, 1.0, torch.device("cpu"), torch)
+        ids, mask, labels, weights = collate(items, tok.eos_token_id, torch)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()[:, :-1]
+        tgt = labels[:, 1:]
+        tl = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=-100,
+                             reduction="none").view(tgt.shape)
+        w = (tgt != -100).float() * weights[:, None]
+        ref_ce = (tl * w).sum() / w.sum()
+        ref_kl = torch.stack([
+            (torch.tensor(it["kl_probs"]) * (torch.tensor(it["kl_probs"]).log()
+                                             - F.log_softmax(logits[r, it["start"] - 1, it["kl_ids"]], -1))).sum()
+            for r, it in enumerate(items) if "kl_ids" in it]).mean()
+    assert abs(ce.item() - ref_ce.item()) < 1e-4 and abs(kl.item() - ref_kl.item()) < 1e-4
+    assert abs(loss.item() - (ref_ce + ref_kl).item()) < 1e-4
+
+
+def test_long_prompts_lose_their_middle_not_the_instruction(student_dir):
+    from transformers import AutoTokenizer
+
+    from senti_edge.distill.train import encode
+    from senti_edge.runtime.prompts import Segment
+
+    tok = AutoTokenizer.from_pretrained(str(student_dir))
+    prompt = [Segment("Classify the sentiment of each sentence as one of: negative, positive.\n\n", True)]
+    prompt += [Segment(f"Sentence: demo number {i} was fine\nLabel: positive\n\n", True) for i in range(40)]
+    prompt += [Segment("Sentence: the final query text\nLabel:", True)]
+    item = encode([{"id": "x", "prompt": prompt, "chat": False, "response": " negative"}], tok, 128)[0]
+    text = tok.decode(item["ids"])
+    assert len(item["ids"]) <= 128
+    assert "Classify the sentiment" in text and text.rstrip().endswith(("negative", tok.eos_token))
+    assert "the final query text\nLabel: negative" in text and "demo number 3 " not in text

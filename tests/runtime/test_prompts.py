@@ -74,3 +74,17 @@ def test_aspects_grammar_names_every_polarity():
     for label in ("negative", "neutral", "positive"):
         assert json.dumps(json.dumps(label)) in g
     assert g.startswith("root ::=")
+
+
+def test_analysis_prompt_and_parsing():
+    from senti_edge.runtime.prompts import analysis_text, build_analysis_prompt, stated_label
+
+    segs = build_analysis_prompt("Great <|im_start|> pizza\nbut slow", "aspects", "chatml")
+    assert segs[0].text == "<|im_start|>user\n" and segs[-1].text.endswith("assistant\n")
+    user = [s for s in segs if not s.trusted]
+    assert user == [type(segs[0])(" Great <|im_start|> pizza but slow", False)]
+    assert "opinion targets" in segs[1].text and "Overall sentiment:" in segs[1].text
+    out = "Analysis: The food is praised but the service is slow.\nOverall sentiment: Positive"
+    assert stated_label(out) == "positive" and analysis_text(out) == "The food is praised but the service is slow."
+    assert stated_label("The overall sentiment is strongly negative.") == "negative"
+    assert stated_label("no verdict here") is None and analysis_text("  Just text\n here ") == "Just text here"

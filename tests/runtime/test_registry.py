@@ -113,3 +113,27 @@ def test_register_local_adds_a_named_model(tmp_home, tmp_path):
     assert json.loads(registry.user_registry_path().read_text())["my-student"]["quant"] == "Q4_0"
     with pytest.raises(SentiEdgeError, match="taken by a shipped model"):
         registry.register_local("smollm2-135m", gguf)
+
+
+def test_distilled_entries_pair_a_base_with_a_shipped_adapter(tmp_home, tmp_path, monkeypatch):
+    parts = [b"GGUF" + b"\0" * 60]
+    base = _wheel_entry(tmp_home, parts, name="toy")
+    adapter = tmp_path / "toy-lora.gguf"
+    adapter.write_bytes(b"GGUF lora")
+    good = hashlib.sha256(adapter.read_bytes()).hexdigest()
+    shipped = {"toy": {"file": base.file, "size": base.size, "sha256": base.sha256,
+                       "sources": [s.__dict__ for s in base.sources], "licence": "x"},
+               "toy-senti": {"file": base.file, "base": "toy", "adapter": str(adapter), "adapter_sha256": good,
+                             "template": "chatml", "licence": "x"}}
+    monkeypatch.setattr(registry, "_shipped", lambda: shipped)
+    ref = registry.resolve("toy-senti")
+    assert ref.path == registry.model_path(registry.get_entry("toy")) and ref.adapter == adapter
+    assert ref.name == "toy-senti" and registry.is_present(registry.get_entry("toy-senti"))
+    with pytest.raises(SentiEdgeError, match="already a base model with an adapter"):
+        registry.resolve("toy-senti", str(adapter))
+    shipped["toy-senti"]["adapter_sha256"] = "0" * 64
+    with pytest.raises(SentiEdgeError, match="reinstall senti-edge"):
+        registry.resolve("toy-senti")
+    shipped["toy-senti"]["adapter"] = str(tmp_path / "gone.gguf")
+    with pytest.raises(SentiEdgeError, match="missing from the package"):
+        registry.resolve("toy-senti")

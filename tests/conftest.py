@@ -27,6 +27,12 @@ def smollm2_path() -> Path:
         pytest.skip(f"SmolLM2 not available: {exc}")
 
 
+# Tests send SIGINT to child processes. A shell that starts pytest in the background leaves SIGINT
+# ignored, and children inherit "ignored"; with a handler here, they start with the default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(params=[signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def interrupt(request):
     """stop(proc): send SIGTERM (then, in a second run, SIGINT) to a running senti-edge process and

@@ -144,3 +144,22 @@ def test_models_list():
     res = CliRunner().invoke(cli, ["models", "list"])
     assert res.exit_code == 0
     assert "smollm2-135m" in res.output and "qwen2.5-coder-1.5b" in res.output
+
+
+def test_the_default_model_is_the_distilled_adapter_on_the_pypi_base(smollm2_path):
+    from senti_edge.runtime.analyzer import Analyzer
+    from senti_edge.runtime.registry import resolve
+
+    ref = resolve(None)
+    assert ref.name == "senti-smollm2-135m" and ref.path == smollm2_path and ref.adapter.parent.name == "adapters"
+    texts = ["The soup was cold and the waiter rude.", "Best concert of my life!", "It is a chair."]
+    distilled = Analyzer(n_threads=2)
+    base = Analyzer(model="smollm2-135m", n_threads=2)
+    try:
+        assert distilled.engine.ref.adapter is not None and base.engine.ref.adapter is None
+        a, b = distilled.label_logits(texts), base.label_logits(texts)
+        assert abs(a - b).max() > 0.5  # the adapter is applied, not just named
+        assert [r["label"] for r in distilled.classify(texts)][:2] == ["negative", "positive"]
+    finally:
+        distilled.close()
+        base.close()

@@ -34,8 +34,11 @@ def teacher_rows(out: Path) -> list[list[str]]:
         t = m.get("total") or {k: m["last_run"].get(k, 0) for k in ("new_records", "seconds", "prompt_tokens", "completion_tokens")}
         secs = t["seconds"]
         rate = f"{t['new_records'] / secs:.2f}" if secs else "-"
-        toks = f"{t['prompt_tokens'] / secs:.0f} prompt, {t['completion_tokens'] / secs:.1f} generated" if secs else "-"
-        rows.append([f"teacher, {stage}", f"{m['done']} of {m['jobs']} records", _hours(secs) if secs else "-", rate, toks])
+        toks = f"{t['prompt_tokens'] / secs:.0f} prompt, {t['completion_tokens'] / secs:.1f} generated tokens/s" if secs else "-"
+        amount = f"{m['done']} of {m['jobs']} records"
+        if t["new_records"] != m["done"]:  # runs before throughput was recorded, or records from a pack
+            amount += f" ({t['new_records']} timed)"
+        rows.append([f"teacher, {stage}", amount, _hours(secs) if secs else "-", f"{rate} items/s", toks])
     return rows
 
 
@@ -87,6 +90,6 @@ def render(cfg: DistillConfig) -> str:
              f"stage 2 {cfg.train.stage2_init}, seed {cfg.seed}.", ""]
     parts += data_lines(out)
     if rows:
-        parts += ["", "| part | amount | time | rate | throughput |", "|---|---|---|---|---|"]
+        parts += ["", "| part | amount | time (timed part) | rate | throughput |", "|---|---|---|---|---|"]
         parts += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(parts) + "\n"

@@ -84,6 +84,9 @@ def generate_cmd(config, stage, max_items, overrides) -> None:
 
     m = generate(_config(config, overrides), stage, max_items=max_items)
     r = m["last_run"]
+    if not r["new_records"] and not r["errors"]:
+        click.echo(f"{stage}: {m['done']}/{m['jobs']} records, nothing new to generate")
+        return
     click.echo(f"{stage}: {m['done']}/{m['jobs']} records ({r['new_records']} new, {r['errors']} errors, "
                f"{r['items_per_s']} items/s, {r['completion_tokens_per_s']} generated tok/s)")
 

@@ -132,6 +132,7 @@ class TrainConfig:
     target_modules: list = field(default_factory=lambda: ["all-linear"], metadata={"help": "module names, or all-linear"})
     qlora: bool = field(default=False, metadata={"help": "load the student in 4-bit (bitsandbytes); only used when CUDA is present"})
     stage2_init: str = field(default="merge", metadata={"help": "stage 2 starts from stage 1's adapter: merge (new LoRA on merged model), continue, or fresh"})
+    stage2_replay: float = field(default=0.0, metadata={"help": "share of the stage-1 examples mixed into stage 2, so the student keeps writing analyses (0: none, 1: all)"})
     batch_size: int = field(default=8, metadata={"help": "sequences per step"})
     max_length: int = field(default=384, metadata={"help": "longest sequence in tokens (longer prompts lose their middle: the instruction and the query stay)"})
     epochs: int = field(default=1, metadata={"help": "passes over the data"})
@@ -149,6 +150,8 @@ class TrainConfig:
 
     def __post_init__(self):
         _check_choice("train.stage2_init", self.stage2_init, ("merge", "continue", "fresh"))
+        if not 0 <= self.stage2_replay <= 1:
+            raise SentiEdgeError(f"train.stage2_replay must be in [0, 1], got {self.stage2_replay}")
         _check_choice("train.dtype", self.dtype, ("float32", "bfloat16"))
         _check_choice("train.amp", self.amp, ("auto", "bf16", "off"))
         for name in ("lora_r", "lora_alpha", "batch_size", "max_length", "epochs", "checkpoint_every", "keep_checkpoints"):

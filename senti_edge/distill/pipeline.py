@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from pathlib import Path
 
 from ..errors import SentiEdgeError
@@ -119,6 +120,7 @@ def train_stage(cfg: DistillConfig, stage: str, *, stop_after: int = 0) -> dict:
     init_adapter, kl = None, 0.0
     if stage == "icldist":
         kl = cfg.icldist.kl_weight
+        examples += replay(cfg, corpus)
         kd_adapter = out / "knowdist" / "adapter"
         if cfg.knowdist.enabled and cfg.train.stage2_init != "fresh":
             if not (kd_adapter / "adapter_config.json").is_file():
@@ -129,6 +131,17 @@ def train_stage(cfg: DistillConfig, stage: str, *, stop_after: int = 0) -> dict:
                 init_adapter = kd_adapter
     return train(examples, base_dir=base, run_dir=out / stage, cfg=cfg.train, seed=cfg.seed,
                  kl_weight=kl, init_adapter=init_adapter, stop_after=stop_after)
+
+
+def replay(cfg: DistillConfig, corpus) -> list[dict]:
+    """A seeded share of the stage-1 examples for stage 2. Without them, 200 steps of one-word
+    label answers taught the SmolLM2 student to answer an analysis request with one word."""
+    share = cfg.train.stage2_replay
+    path = Path(cfg.out_dir) / "knowdist.jsonl"
+    if share <= 0 or not cfg.knowdist.enabled or not path.exists():
+        return []
+    kd = knowdist.examples(load_records(path), corpus, cfg)
+    return random.Random(f"{cfg.seed}:replay").sample(kd, round(share * len(kd)))
 
 
 def stage_done(cfg: DistillConfig, stage: str) -> bool:

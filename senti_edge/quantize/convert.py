@@ -182,6 +182,7 @@ def check_architecture(conv: Converter, model_dir: Path) -> str:
 def _run(conv: Converter, args: list[str], out: Path, what: str) -> None:
     """Run a converter script writing to a temporary file, then rename it to `out`."""
     env = {k: v for k, v in os.environ.items() if k != "NO_LOCAL_GGUF"}  # use the sdist's own gguf-py
+    out = Path(out).resolve()  # the script runs in the converter's folder: no relative paths past here
     with atomic_path(out) as tmp:
         cmd = [sys.executable, *args, "--outfile", str(tmp)]
         log.debug("running %s", " ".join(cmd))
@@ -197,6 +198,7 @@ def _run(conv: Converter, args: list[str], out: Path, what: str) -> None:
 def convert_hf(conv: Converter, model_dir: Path, out: Path, *, outtype: str = "f16",
                metadata: dict | None = None) -> None:
     """A Hugging Face model directory -> one GGUF file (`outtype` f16, bf16, f32 or q8_0)."""
+    model_dir = Path(model_dir).resolve()
     check_architecture(conv, model_dir)
     with tempfile.TemporaryDirectory() as td:
         args = [str(conv.hf_script), str(model_dir), "--outtype", outtype]
@@ -222,6 +224,7 @@ def convert_lora(conv: Converter, adapter_dir: Path, base_dir: Path, out: Path, 
     llama.cpp scales a GGUF LoRA by alpha/r. An rsLoRA adapter is scaled by alpha/sqrt(r), so it
     is converted from a staged copy whose config says alpha*sqrt(r) (the weights are linked).
     """
+    adapter_dir, base_dir = Path(adapter_dir).resolve(), Path(base_dir).resolve()
     check_architecture(conv, base_dir)
     acfg = json.loads((adapter_dir / "adapter_config.json").read_text("utf-8"))
     with tempfile.TemporaryDirectory() as td:

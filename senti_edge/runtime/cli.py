@@ -35,7 +35,7 @@ def _count_lines(paths: tuple[str, ...]) -> int | None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("files", nargs=-1, metavar="[FILE]...")
-@click.option("model", "-m", "--model", envvar="SENTI_EDGE_MODEL", help="Registry name or .gguf path (BASE+ADAPTER.gguf also works). Default: smollm2-135m.")
+@click.option("model", "-m", "--model", envvar="SENTI_EDGE_MODEL", help="Registry name or .gguf path (BASE+ADAPTER.gguf also works). Default: senti-smollm2-135m, the distilled SmolLM2; smollm2-135m is its base.")
 @click.option("--adapter", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter applied to the model at load time.")
 @click.option("-t", "--task", type=click.Choice(TASK_NAMES), default="polarity", show_default=True, help="What to label.")
 @click.option("--labels", help="Comma-separated custom label set (overrides the task's labels).")
@@ -53,7 +53,7 @@ def _count_lines(paths: tuple[str, ...]) -> int | None:
 @click.option("-o", "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), help="Output format.  [default: table on a terminal, jsonl otherwise]")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE (atomically) instead of stdout.")
 @click.option("--probs", is_flag=True, help="Include the full label distribution.")
-@click.option("--explain", is_flag=True, help="Also write the model's short analysis of each text (generated, about 0.5 s a text; best with the distilled default model).")
+@click.option("--explain", is_flag=True, help="Also write the model's short analysis of each text (generated, about 0.6 s a text on one thread; best with the distilled default model).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @_friendly
 def analyze(files, model, adapter, task, labels, target, target_field, shots, calibrate, document, field,

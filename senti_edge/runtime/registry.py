@@ -37,7 +37,7 @@ from ..jsonl import atomic_open, ensure_space, write_json
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "smollm2-135m"
+DEFAULT_MODEL = "senti-smollm2-135m"
 _CHUNK = 1 << 20
 
 

@@ -129,7 +129,7 @@ def peak_rss_mb(model: str, texts: list[str], threads: int) -> float:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--model", default="senti-smollm2-135m")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n-seq", default="1,4,16", help="comma-separated n_seq settings to compare")

@@ -118,3 +118,38 @@ def test_generate_on_a_full_disk_keeps_the_records_and_resumes(small_disk, tmp_p
     after = complete_records(records)
     assert manifest["complete"] and len(after) == manifest["jobs"] > 3
     assert after[:3] == kept[:3]
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_interrupted_training_keeps_whole_checkpoints_and_resumes(tmp_path, fake_bench, student_dir):
+    """SIGTERM during `senti-edge distill train`: no adapter, only whole checkpoints, and a rerun finishes."""
+    config = tmp_path / "distill.toml"
+    config.write_text(f'out_dir = "{tmp_path / "run"}"\nseed = 7\nstudent = "{student_dir}"\n\n'
+                      f'[corpus]\nsentibench_dir = "{fake_bench}"\ndatasets = ["sc/sst2"]\n\n[knowdist]\ndrop = []\n\n'
+                      '[train]\nbatch_size = 2\nmax_length = 64\nmax_steps = 12\ncheckpoint_every = 2\nn_threads = 1\n'
+                      'lora_r = 4\nwarmup_steps = 1\n')
+    from senti_edge.distill.config import load_config
+
+    generate(load_config(config, []), "knowdist", teacher=ScriptedTeacher())
+    run = tmp_path / "run" / "knowdist"
+    cmd = [sys.executable, "-m", "senti_edge", "distill", "train", str(config), "knowdist"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (run / "checkpoints" / "latest.json").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(15)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert not (run / "adapter").exists() and not (run / "state.json").exists()
+    assert not list((run / "checkpoints").glob(".*.tmp"))
+    kept = json.loads((run / "checkpoints" / "latest.json").read_text())["step"]
+    assert kept < 12 and (run / "checkpoints" / f"step-{kept:07d}" / "trainer.pt").is_file()
+
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    state = json.loads((run / "state.json").read_text())
+    assert state["complete"] and state["step"] == 12
+    steps = [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()[1:]]
+    assert steps == [str(i) for i in range(1, 13)]  # the log was cut back to the checkpoint, no step twice

@@ -123,3 +123,20 @@ def test_an_interrupted_run_keeps_its_stats_and_resumes_with_a_history(cfg_facto
     done = generate(cfg, "knowdist", teacher=ScriptedTeacher())
     assert done["complete"] and len(done["history"]) == 2
     assert done["total"]["new_records"] == done["done"] == done["jobs"]
+
+
+def test_stage_two_can_replay_a_seeded_share_of_stage_one(cfg_factory):
+    from senti_edge.distill.corpus import load_corpus
+    from senti_edge.distill.pipeline import replay
+
+    cfg = cfg_factory(corpus={"max_texts": 0})
+    generate(cfg, "knowdist", teacher=ScriptedTeacher())
+    corpus = load_corpus(cfg.corpus, cfg.seed)
+    every = knowdist.examples(_records(cfg), corpus, cfg)
+    assert len(every) >= 4 and replay(cfg, corpus) == []  # off by default
+    cfg.train.stage2_replay = 0.5
+    half = replay(cfg, corpus)
+    assert len(half) == round(len(every) / 2) and half == replay(cfg, corpus)
+    assert all(ex in every and ex["chat"] for ex in half)
+    cfg.train.stage2_replay = 1.0
+    assert sorted(e["id"] for e in replay(cfg, corpus)) == sorted(e["id"] for e in every)

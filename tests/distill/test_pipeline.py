@@ -71,7 +71,7 @@ def test_run_all_stages_then_skip(smollm2_path, student_dir, fake_bench, tmp_pat
     assert "knowdist.qc.json" in res.output and "teacher_gold_agreement" in res.output
     card = runner.invoke(cli, ["distill", "report", str(cfg), "--markdown"]).output
     assert "- KnowDist: 3 teacher analyses" in card and "- ICLDist: 4 teacher answers" in card
-    for part in ("teacher, knowdist | 3 of 3 records", "teacher, icldist | 4 of 4", "student, knowdist | 2 steps",
+    for part in ("teacher, knowdist | 3 of 3 records |", "teacher, icldist | 4 of 4", "student, knowdist | 2 steps",
                  "student, icldist | 2 steps"):
         assert part in card, card
 

@@ -97,6 +97,15 @@ def test_a_successful_conversion_is_renamed_into_place_with_normal_permissions(t
     assert stat.S_IMODE(out.stat().st_mode) & 0o044  # readable by others, unlike a bare mkstemp file
 
 
+def test_relative_paths_work_although_the_script_runs_in_its_own_folder(tmp_path, monkeypatch):
+    conv = _fake_converter(tmp_path, 'import os; model = sys.argv[1]; '
+                                     'open(out, "wb").write(b"GGUF " + str(os.path.isdir(model)).encode())')
+    _model_dir(tmp_path, "LlamaForCausalLM")
+    monkeypatch.chdir(tmp_path)
+    convert.convert_hf(conv, Path("model"), Path("out") / "m-f16.gguf")
+    assert (tmp_path / "out" / "m-f16.gguf").read_bytes() == b"GGUF True"
+
+
 def test_unsupported_architecture_is_refused_before_converting(tmp_path):
     conv = _fake_converter(tmp_path, "raise SystemExit(3)")
     with pytest.raises(SentiEdgeError, match="architecture MambaForCausalLM is not supported"):

@@ -17,10 +17,15 @@ def test_interrupted_analyze_leaves_no_partial_file(tmp_path, smollm2_path, sig,
     out = tmp_path / "labels.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "senti_edge", "analyze", str(big), "-m", str(smollm2_path),
                              "--threads", "1", "--output", str(out)], stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
-    assert proc.poll() is None, proc.stderr.read()
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    try:
+        time.sleep(4)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:  # a failed check must not leave a model running
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == code
     assert "Traceback" not in err and "complete outputs were kept" in err
     assert not out.exists()

@@ -74,9 +74,10 @@ def generate(cfg: DistillConfig, stage: str, *, max_items: int = 0, teacher=None
         if packed.is_file():
             n = unpack(packed, path, {j.id for j in jobs})
             log.info("%s: %d records taken from %s", stage, n, packed)
-    done = {r.get("id") for r in load_records(path)} if path.exists() else set()
+    records = load_records(path) if path.exists() else []
+    done = {r.get("id") for r in records}
     if jobs and all(j.id in done for j in jobs):
-        manifest = finish_from_records(path, jobs, settings)
+        manifest = finish_from_records(path, jobs, settings, records)
     else:
         own = teacher is None and cache is None  # a caller's cache keeps its teacher for later stages
         cache = {} if cache is None else cache
@@ -87,7 +88,7 @@ def generate(cfg: DistillConfig, stage: str, *, max_items: int = 0, teacher=None
         finally:
             if own:
                 teacher.close()
-    records = load_records(path)
+        records = load_records(path)
     if stage == "knowdist":
         write_json(out / "knowdist.qc.json", knowdist.qc_report(records, cfg.knowdist))
     else:

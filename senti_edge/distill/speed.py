@@ -1,0 +1,61 @@
+"""Training-step speed of the student, alternatives side by side in one run:
+`python -m senti_edge.distill.speed [--student smollm2-135m] [--threads 1] [--out FILE]`.
+
+Each setting trains the same LoRA on the same random batch (8 x 256 tokens, loss on the last 32)
+through `batch_loss`, so the figures compare float32 with bf16 autocast, and LoRA dropout on
+and off, as the trainer runs them. Medians over `--steps` steps after one warm-up step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+SETTINGS = [("float32, dropout 0.05", False, 0.05), ("bf16 autocast, dropout 0.05", True, 0.05),
+            ("bf16 autocast, dropout 0", True, 0.0)]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--student", default="smollm2-135m")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+
+    from .config import TrainConfig
+    from .train import batch_loss, load_stack, load_student, prepare_student
+
+    torch = load_stack()[0]
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as td:
+        base = prepare_student(args.student, Path(td) / "student")
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(100, 10000, (8, 256), generator=gen).tolist()
+        items = [{"ids": row, "start": 224, "weight": 1.0} for row in ids]
+        rows = []
+        for name, amp, dropout in SETTINGS:
+            model, tok, _ = load_student(base, TrainConfig(lora_dropout=dropout), seed=0)
+            model.train()
+            opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+            secs = []
+            for _ in range(args.steps + 1):
+                t0 = time.perf_counter()
+                loss, _, _ = batch_loss(model, items, tok.eos_token_id, 0.0, torch.device("cpu"), torch, amp)
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                secs.append(time.perf_counter() - t0)
+            s = statistics.median(secs[1:])
+            rows.append({"setting": name, "s_per_step": round(s, 3), "tokens_per_s": round(8 * 256 / s, 1)})
+            print(f"{name:<30} {s:6.2f} s/step  {8 * 256 / s:7.1f} tokens/s", flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"student": args.student, "threads": args.threads, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

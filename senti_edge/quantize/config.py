@@ -45,6 +45,8 @@ QUANT_TYPES: dict[str, QuantType] = {
         QuantType("q5_0", 8, 5.5, 0.88, 0.05, imatrix=True),
         QuantType("q4_k_m", 15, 4.9, 0.80, 0.10, imatrix=True),
         QuantType("q4_0", 2, 4.5, 0.80, 0.10, imatrix=True),
+        # Q4_0's size, a non-linear codebook: llama.cpp's fast CPU matmul takes it (not Q4_1).
+        QuantType("iq4_nl", 25, 4.5, 0.80, 0.10, imatrix=True),
     )
 }
 DEFAULT_TYPES = tuple(QUANT_TYPES)

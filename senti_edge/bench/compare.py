@@ -1,0 +1,121 @@
+"""Students against their teacher and their base models, from one bench run.
+
+`python -m senti_edge.bench.compare results/run --teacher qwen2.5-coder-1.5b --base senti-smollm2-135m=smollm2-135m`
+
+Reads a bench directory's results.json and cells and prints the model card's summary: the mean
+macro-F1 over the classification sets (with its spread over seeds), the gain over the base,
+the share of the teacher's score, the polarity sets where VADER is the bar, the fine-grained
+micro-F1 and format errors, the file size and examples/s on the classification cells against
+the teacher's. Every figure comes from the cells, so the README's table is this command's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .metrics import mean_or_none, spread
+
+POLARITY = ("sst2", "yelp2", "twitter")
+
+
+def _pct(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f}"
+
+
+def model_rows(results: dict) -> list[dict]:
+    """One summary per model of the run (baselines included), from its cells."""
+    cats = {d["name"]: d["category"] for d in results["datasets"]}
+    cls = [d for d, c in cats.items() if c != "fine-grained"]
+    rows = []
+    for m in results["models"]:
+        cells = [c for c in results["cells"] if c["model_id"] == m["id"]]
+        seeds = sorted({c["seed"] for c in cells})
+        per_seed = [mean_or_none(next((c["metrics"]["score"] for c in cells if c["dataset"] == d and c["seed"] == s), None)
+                                 for d in cls) for s in seeds]
+        cls_cells = [c for c in cells if c["dataset"] in cls]
+        eval_s = sum(c["cost"]["eval_s"] for c in cls_cells)
+        fine = [d for d, c in cats.items() if c == "fine-grained"]
+        rows.append({
+            "id": m["id"], "label": m["label"], "kind": m["kind"], "seeds": seeds,
+            "cls": spread(per_seed),
+            "polarity": {d: m["scores"][d]["mean"] if d in m["scores"] else None for d in POLARITY},
+            "fine_micro_f1": mean_or_none(m["scores"][d]["mean"] if d in m["scores"] else None for d in fine) if fine else None,
+            "format_error_rate": m.get("format_error_rate"),
+            "size_mb": m["cost"]["size_bytes"] / 1e6 if m["cost"].get("size_bytes") else None,
+            "cls_examples_per_s": sum(c["n"] for c in cls_cells) / eval_s if eval_s else None,
+        })
+    return rows
+
+
+def compare(results: dict, teacher: str | None, bases: dict[str, str]) -> list[dict]:
+    """`model_rows` plus gain over the base, share of the teacher and speed relative to it."""
+    rows = model_rows(results)
+    by_id = {r["id"]: r for r in rows}
+    for name in [teacher, *bases, *bases.values()]:
+        if name and name not in by_id:
+            raise SystemExit(f"error: no model {name!r} in this run; models: {', '.join(by_id)}")
+    t = by_id.get(teacher) if teacher else None
+    for r in rows:
+        mean = r["cls"]["mean"]
+        base = by_id.get(bases.get(r["id"], ""))
+        r["vs_base"] = mean - base["cls"]["mean"] if base and mean is not None and base["cls"]["mean"] is not None else None
+        r["share_of_teacher"] = mean / t["cls"]["mean"] if t and mean is not None and t["cls"]["mean"] else None
+        r["speed_vs_teacher"] = (r["cls_examples_per_s"] / t["cls_examples_per_s"]
+                                 if t and r["kind"] == "model" and r["cls_examples_per_s"] and t["cls_examples_per_s"] else None)
+        r["size_vs_teacher"] = r["size_mb"] / t["size_mb"] if t and r["size_mb"] and t["size_mb"] else None
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ["model", "cls avg", "vs base", "share of teacher", "sst2 / yelp2 / twitter", "fine-grained micro-F1",
+            "format errors %", "size MB", "cls examples/s", "x teacher speed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cls = r["cls"]
+        spread_txt = f" ± {100 * cls['std']:.1f}" if cls["std"] else ""
+        lines.append("| " + " | ".join([
+            r["label"],
+            _pct(cls["mean"]) + (spread_txt if cls["mean"] is not None else ""),
+            "-" if r["vs_base"] is None else f"{100 * r['vs_base']:+.1f}",
+            _pct(r["share_of_teacher"]) + ("%" if r["share_of_teacher"] is not None else ""),
+            " / ".join(_pct(v) for v in r["polarity"].values()),
+            _pct(r["fine_micro_f1"]),
+            _pct(r["format_error_rate"]),
+            "-" if r["size_mb"] is None else f"{r['size_mb']:.1f}",
+            "-" if r["cls_examples_per_s"] is None else f"{r['cls_examples_per_s']:.2f}",
+            "-" if r["speed_vs_teacher"] is None else f"{r['speed_vs_teacher']:.1f}",
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results_dir", type=Path, help="a bench --out directory (holds results.json)")
+    ap.add_argument("--teacher", help="model id of the teacher in that run")
+    ap.add_argument("--base", action="append", default=[], metavar="STUDENT=BASE",
+                    help="model id of a student and of its base model (repeatable)")
+    ap.add_argument("--json", type=Path, help="also write the rows as JSON")
+    args = ap.parse_args(argv)
+    path = args.results_dir / "results.json"
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        sys.exit(f"error: cannot read {path}: {exc}; run `senti-edge bench --out {args.results_dir}` first")
+    bases = {}
+    for item in args.base:
+        student, sep, base = item.partition("=")
+        if not sep or not student or not base:
+            sys.exit(f"error: --base takes STUDENT=BASE, got {item!r}")
+        bases[student] = base
+    rows = compare(results, args.teacher, bases)
+    print(markdown(rows))
+    if args.json:
+        from ..jsonl import write_json
+        write_json(args.json, rows)
+
+
+if __name__ == "__main__":
+    main()

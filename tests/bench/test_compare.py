@@ -1,0 +1,67 @@
+"""The model card's summary (bench.compare) on a hand-made results.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from senti_edge.bench import compare
+
+DATASETS = [{"name": "sst2", "category": "basic"}, {"name": "irony18", "category": "multifaceted"},
+            {"name": "opener", "category": "fine-grained"}]
+
+
+def _cell(model, dataset, seed, score, n=10, eval_s=1.0, **metrics):
+    return {"model_id": model, "dataset": dataset, "seed": seed, "n": n, "metrics": {"score": score, **metrics},
+            "cost": {"eval_s": eval_s}}
+
+
+def _results():
+    cells = []
+    # student: cls avg 0.6 (seed 42) and 0.8 (seed 52); 20 cls items per seed in 2 s at 1 s a cell
+    for seed, (a, b) in {42: (0.5, 0.7), 52: (0.7, 0.9)}.items():
+        cells += [_cell("student", "sst2", seed, a), _cell("student", "irony18", seed, b),
+                  _cell("student", "opener", seed, 0.2, eval_s=50.0, format_error_rate=0.0)]
+        cells += [_cell("base", "sst2", seed, 0.3), _cell("base", "irony18", seed, 0.3),
+                  _cell("base", "opener", seed, 0.1, format_error_rate=0.1)]
+        cells += [_cell("teacher", "sst2", seed, 0.8, eval_s=5.0), _cell("teacher", "irony18", seed, 0.8, eval_s=5.0),
+                  _cell("teacher", "opener", seed, 0.4, format_error_rate=0.0)]
+
+    def model(mid, scores, size, fer):
+        return {"id": mid, "label": mid, "kind": "model", "format_error_rate": fer,
+                "scores": {d: {"mean": v} for d, v in scores.items()}, "cost": {"size_bytes": size}}
+
+    models = [model("student", {"sst2": 0.6, "irony18": 0.8, "opener": 0.2}, 100e6, 0.0),
+              model("base", {"sst2": 0.3, "irony18": 0.3, "opener": 0.1}, 90e6, 0.1),
+              model("teacher", {"sst2": 0.8, "irony18": 0.8, "opener": 0.4}, 1000e6, 0.0)]
+    return {"datasets": DATASETS, "models": models, "cells": cells}
+
+
+def test_compare_against_teacher_and_base():
+    rows = {r["id"]: r for r in compare.compare(_results(), "teacher", {"student": "base"})}
+    s = rows["student"]
+    assert s["cls"]["mean"] == pytest.approx(0.7)            # mean of the per-seed averages 0.6 and 0.8
+    assert s["cls"]["std"] == pytest.approx(0.1414, abs=1e-3)
+    assert s["vs_base"] == pytest.approx(0.4)
+    assert s["share_of_teacher"] == pytest.approx(0.7 / 0.8)
+    assert s["cls_examples_per_s"] == pytest.approx(10.0)   # fine-grained cells' time left out
+    assert s["speed_vs_teacher"] == pytest.approx(5.0)       # the teacher: 40 items in 20 s
+    assert s["size_vs_teacher"] == pytest.approx(0.1)
+    assert s["fine_micro_f1"] == pytest.approx(0.2)
+    assert rows["base"]["vs_base"] is None
+    table = compare.markdown(list(rows.values()))
+    assert "| student | 70.0 ± 14.1 | +40.0 | 87.5% |" in table
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="cannot read .*results.json.*run `senti-edge bench"):
+        compare.main([str(tmp_path)])
+    (tmp_path / "results.json").write_text(json.dumps(_results()))
+    with pytest.raises(SystemExit, match="no model 'gpt' in this run"):
+        compare.main([str(tmp_path), "--teacher", "gpt"])
+    with pytest.raises(SystemExit, match="--base takes STUDENT=BASE"):
+        compare.main([str(tmp_path), "--base", "student"])
+    compare.main([str(tmp_path), "--teacher", "teacher", "--base", "student=base", "--json", str(tmp_path / "rows.json")])
+    assert "| teacher |" in capsys.readouterr().out
+    assert json.loads((tmp_path / "rows.json").read_text())[0]["id"] == "student"

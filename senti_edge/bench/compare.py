@@ -17,18 +17,16 @@ import sys
 from pathlib import Path
 
 from .metrics import mean_or_none, spread
+from .report import pct
 
 POLARITY = ("sst2", "yelp2", "twitter")
-
-
-def _pct(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{100 * x:.{digits}f}"
 
 
 def model_rows(results: dict) -> list[dict]:
     """One summary per model of the run (baselines included), from its cells."""
     cats = {d["name"]: d["category"] for d in results["datasets"]}
     cls = [d for d, c in cats.items() if c != "fine-grained"]
+    fine = [d for d, c in cats.items() if c == "fine-grained"]
     rows = []
     for m in results["models"]:
         cells = [c for c in results["cells"] if c["model_id"] == m["id"]]
@@ -37,7 +35,6 @@ def model_rows(results: dict) -> list[dict]:
                                  for d in cls) for s in seeds]
         cls_cells = [c for c in cells if c["dataset"] in cls]
         eval_s = sum(c["cost"]["eval_s"] for c in cls_cells)
-        fine = [d for d, c in cats.items() if c == "fine-grained"]
         rows.append({
             "id": m["id"], "label": m["label"], "kind": m["kind"], "seeds": seeds,
             "cls": spread(per_seed),
@@ -74,16 +71,14 @@ def markdown(rows: list[dict]) -> str:
             "format errors %", "size MB", "cls examples/s", "x teacher speed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cls = r["cls"]
-        spread_txt = f" ± {100 * cls['std']:.1f}" if cls["std"] else ""
         lines.append("| " + " | ".join([
             r["label"],
-            _pct(cls["mean"]) + (spread_txt if cls["mean"] is not None else ""),
+            pct(r["cls"]["mean"], r["cls"]["std"]),
             "-" if r["vs_base"] is None else f"{100 * r['vs_base']:+.1f}",
-            _pct(r["share_of_teacher"]) + ("%" if r["share_of_teacher"] is not None else ""),
-            " / ".join(_pct(v) for v in r["polarity"].values()),
-            _pct(r["fine_micro_f1"]),
-            _pct(r["format_error_rate"]),
+            pct(r["share_of_teacher"]) + ("%" if r["share_of_teacher"] is not None else ""),
+            " / ".join(pct(v) for v in r["polarity"].values()),
+            pct(r["fine_micro_f1"]),
+            pct(r["format_error_rate"]),
             "-" if r["size_mb"] is None else f"{r['size_mb']:.1f}",
             "-" if r["cls_examples_per_s"] is None else f"{r['cls_examples_per_s']:.2f}",
             "-" if r["speed_vs_teacher"] is None else f"{r['speed_vs_teacher']:.1f}",

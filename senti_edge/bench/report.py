@@ -115,7 +115,7 @@ def write_reports(out_dir: Path, cfg, machine: dict, wall_s: float | None = None
     return results
 
 
-def _pct(x: float | None, std: float | None = None) -> str:
+def pct(x: float | None, std: float | None = None) -> str:
     if x is None:
         return "-"
     return f"{100 * x:.1f}" + (f" ± {100 * std:.1f}" if std else "")
@@ -131,10 +131,10 @@ def markdown_table(results: dict) -> str:
     for m in results["models"]:
         c = m["cost"]
         row = [m["label"]]
-        row += [_pct(m["scores"][d]["mean"], m["scores"][d]["std"]) if d in m["scores"] else "-" for d in datasets]
-        row += [_pct(m["averages"].get(cat)) for cat in cats]
-        row += [_pct(m["averages"].get("classification")), _pct(m["averages"].get("overall"))]
-        row += [_pct(m["format_error_rate"]),
+        row += [pct(m["scores"][d]["mean"], m["scores"][d]["std"]) if d in m["scores"] else "-" for d in datasets]
+        row += [pct(m["averages"].get(cat)) for cat in cats]
+        row += [pct(m["averages"].get("classification")), pct(m["averages"].get("overall"))]
+        row += [pct(m["format_error_rate"]),
                 f"{c['size_bytes'] / 1e6:.1f}" if c["size_bytes"] else "-",
                 f"{c['load_s']:.2f}" if c["load_s"] else "-",
                 f"{c['peak_rss_mb']:.0f}" if c["peak_rss_mb"] else "-",

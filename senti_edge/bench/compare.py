@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import SentiEdgeError
 from .metrics import mean_or_none, spread
 from .report import pct
 
@@ -53,7 +54,7 @@ def compare(results: dict, teacher: str | None, bases: dict[str, str]) -> list[d
     by_id = {r["id"]: r for r in rows}
     for name in [teacher, *bases, *bases.values()]:
         if name and name not in by_id:
-            raise SystemExit(f"error: no model {name!r} in this run; models: {', '.join(by_id)}")
+            raise SentiEdgeError(f"no model {name!r} in this run; models: {', '.join(by_id)}")
     t = by_id.get(teacher) if teacher else None
     for r in rows:
         mean = r["cls"]["mean"]
@@ -105,7 +106,10 @@ def main(argv=None) -> None:
         if not sep or not student or not base:
             sys.exit(f"error: --base takes STUDENT=BASE, got {item!r}")
         bases[student] = base
-    rows = compare(results, args.teacher, bases)
+    try:
+        rows = compare(results, args.teacher, bases)
+    except SentiEdgeError as exc:
+        sys.exit(f"error: {exc}")
     print(markdown(rows))
     if args.json:
         from ..jsonl import write_json

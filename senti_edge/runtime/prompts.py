@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, NamedTuple, Sequence
 
 from ..errors import SentiEdgeError
@@ -30,59 +30,102 @@ class Segment(NamedTuple):
 @dataclass(frozen=True)
 class Task:
     name: str
-    labels: tuple[str, ...]
+    labels: tuple[str, ...]  # the order results are reported in
     instruction: str  # may use {labels} and {target}
     description: str = ""
     needs_target: bool = False
     generative: bool = False
+    example: str = ""  # a command line for `senti-edge tasks`
+    listed: tuple[str, ...] | None = None  # the order the instruction names the labels in (default: labels)
 
+    @property
+    def prompt_labels(self) -> tuple[str, ...]:
+        return self.listed or self.labels
+
+
+NEUTRAL_INSTRUCTION = "Classify each text as one of: {labels}."
 
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
         Task("polarity", ("negative", "neutral", "positive"),
              "Classify the sentiment of each sentence as one of: {labels}.",
-             "negative / neutral / positive (the default)"),
+             "negative / neutral / positive (the default)",
+             example='echo "The battery died after a day." | senti-edge analyze'),
         Task("binary", ("negative", "positive"),
              "Classify the sentiment of each sentence as one of: {labels}.",
-             "negative / positive, as in SST-2, IMDb and Yelp"),
+             "negative / positive, as in SST-2, IMDb and Yelp (also called sst2)",
+             example="senti-edge analyze reviews.txt -t binary"),
         Task("emotion", ("anger", "joy", "sadness", "optimism"),
              "Classify the emotion expressed in each sentence as one of: {labels}.",
-             "anger / joy / sadness / optimism, as in TweetEval"),
+             "anger / joy / sadness / optimism, as in TweetEval",
+             example="senti-edge analyze tweets.jsonl -t emotion --field text"),
         Task("irony", ("non-irony", "irony"),
              "Decide whether each sentence is ironic. Answer with one of: {labels}.",
-             "non-irony / irony, as in SemEval-2018 task 3"),
-        Task("stance", ("against", "favor"),
+             "non-irony / irony, as in SemEval-2018 task 3",
+             example='echo "Great, another Monday." | senti-edge analyze -t irony'),
+        Task("stance", ("against", "favor", "none"),
              "Classify the stance of each sentence towards its target as one of: {labels}.",
-             "against / favor towards --target", needs_target=True),
+             "against / favor / none towards --target (or a per-record --target-field)", needs_target=True,
+             example='senti-edge analyze tweets.txt -t stance --target "climate action"'),
         Task("intimacy", ("not intimate", "moderately intimate", "highly intimate"),
              "Rate how intimate each sentence is, as one of: {labels}.",
-             "not / moderately / highly intimate"),
+             "not / moderately / highly intimate",
+             example="senti-edge analyze posts.txt -t intimacy"),
         Task("aspects", ("negative", "neutral", "positive"),
              "Extract every opinion in the sentence as a JSON list of objects with the keys "
              '"aspect" (the words naming what is judged, or null), "category" (a short lower-case '
              'entity and attribute, such as "food quality"), "opinion" (the opinion words) and '
              '"polarity" (one of: {labels}). Answer [] if there is none.',
-             "(aspect, category, opinion, polarity) tuples, grammar-constrained JSON", generative=True),
+             "(aspect, category, opinion, polarity) tuples, grammar-constrained JSON", generative=True,
+             example="senti-edge analyze reviews.txt -t aspects -o json"),
     )
 }
 TASKS["sst2"] = TASKS["binary"]
+CUSTOM_EXAMPLE = "senti-edge analyze notes.txt --labels urgent,routine,spam"
 
 
-def get_task(name: str, labels: Sequence[str] | None = None) -> Task:
-    """A built-in task, or a custom one from `labels` (any label set, polarity-style instruction)."""
-    if labels:
-        labels = tuple(label.strip() for label in labels)
-        if len(labels) < 2 or any(not label for label in labels) or len(set(labels)) != len(labels):
-            raise SentiEdgeError(f"--labels needs two or more distinct, non-empty labels, got {','.join(labels)!r}")
-        base = TASKS.get(name) if name else None
-        if base is not None and base.generative:
-            raise SentiEdgeError(f"--labels does not apply to the generative task {name!r}")
-        instruction = base.instruction if base else "Classify each sentence as one of: {labels}."
-        return Task(name or "custom", labels, instruction, needs_target=bool(base and base.needs_target))
+def get_task(name: str | None, labels: Sequence[str] | None = None, instruction: str | None = None) -> Task:
+    """A built-in task, or a custom one from `labels` and/or `instruction`.
+
+    Custom labels get a neutral instruction (a sentiment instruction steers the model away from
+    labels such as "spam"), except for a permutation of the task's own labels and for stance,
+    whose instruction is about the target. The instruction lists the labels in one canonical
+    order whatever order they were given in (the task's own order for a permutation of its
+    labels, else sorted): the listed order moves a small model's scores, and the same model must
+    give the same answer for the same label set. Results keep the order given.
+    """
+    name = name or "polarity"
     if name not in TASKS:
         raise SentiEdgeError(f"unknown task {name!r}; choose one of {', '.join(sorted(TASKS))} or give --labels")
-    return TASKS[name]
+    base = TASKS[name]
+    if instruction is not None and not instruction.strip():
+        raise SentiEdgeError("--instruction is empty; give the instruction text (it may use {labels} and {target})")
+    if base.generative and (labels or instruction):
+        raise SentiEdgeError(f"--labels and --instruction do not apply to the generative task {name!r}")
+    own = _with_labels(instruction) if instruction is not None else None
+    if not labels:
+        return base if own is None else replace(base, instruction=own)
+    labels = tuple(label.strip() for label in labels)
+    if len(labels) < 2 or any(not label for label in labels) or len(set(labels)) != len(labels):
+        raise SentiEdgeError(f"--labels needs two or more distinct, non-empty labels, got {','.join(labels)!r}")
+    if set(labels) == set(base.labels):
+        return replace(base, labels=labels, listed=base.labels, instruction=own or base.instruction)
+    if base.needs_target:
+        return replace(base, labels=labels, listed=tuple(sorted(labels)), instruction=own or base.instruction)
+    return Task("custom", labels, own or NEUTRAL_INSTRUCTION, "your --labels", listed=tuple(sorted(labels)),
+                example=CUSTOM_EXAMPLE)
+
+
+def _with_labels(instruction: str) -> str:
+    """A user's instruction, with the label list appended when it does not place `{labels}` itself."""
+    instruction = instruction.strip()
+    return instruction if "{labels}" in instruction else instruction + " Answer with one of: {labels}."
+
+
+def render_instruction(task: Task, target: str | None = None) -> str:
+    """The instruction as the model sees it (plain replacement, so other braces are kept)."""
+    return task.instruction.replace("{labels}", ", ".join(task.prompt_labels)).replace("{target}", target or "the target")
 
 
 _WS = re.compile(r"\s+")
@@ -109,11 +152,10 @@ def _item_segments(ex: Example, task: Task) -> list[Segment]:
 
 def build_prefix(task: Task, demos: Iterable[Example] = (), target: str | None = None) -> list[Segment]:
     """Instruction and demonstrations: the part shared by every text, evaluated once."""
-    labels = ", ".join(task.labels)
-    segs = [Segment(task.instruction.format(labels=labels, target=target or "the target") + "\n\n", True)]
+    segs = [Segment(render_instruction(task, target) + "\n\n", True)]
     for ex in demos:
         if ex.label not in task.labels:
-            raise SentiEdgeError(f"demonstration label {ex.label!r} is not one of {labels}")
+            raise SentiEdgeError(f"demonstration label {ex.label!r} is not one of {', '.join(task.labels)}")
         segs += _item_segments(ex, task)
         segs.append(Segment(" " + ex.label + "\n\n", True))
     return segs
@@ -165,17 +207,44 @@ def stated_label(analysis: str) -> str | None:
     return found[-1].lower() if found else None
 
 
-def build_analysis_prompt(text: str, perspective: str = "polarity", template: str | None = None) -> list[Segment]:
-    """The KnowDist analysis request for one text, as a chat turn for chat models."""
-    return wrap_chat([Segment(ANALYSIS_INSTRUCTION.format(focus=FOCUS[perspective]), True),
-                      Segment(" " + one_line(text), False)], template)
+EXPLAINED = {"polarity": "polarity", "binary": "polarity", "emotion": "emotion", "irony": "irony", "stance": "stance"}
+
+
+def explain_focus(task: Task) -> str:
+    """The analysis perspective that speaks in `task`'s terms; an error for tasks without one."""
+    if task.name not in EXPLAINED:
+        why = ("it extracts tuples, not a label" if task.generative else
+               "custom labels have no analysis the model was trained to write" if task.name == "custom" else
+               f"the model was not trained to analyse {task.name}")
+        raise SentiEdgeError(f"--explain does not apply to -t {task.name}: {why}; "
+                             f"it works with {', '.join(EXPLAINED)}")
+    return EXPLAINED[task.name]
+
+
+def build_analysis_prompt(text: str, perspective: str = "polarity", template: str | None = None,
+                          target: str | None = None) -> list[Segment]:
+    """The KnowDist analysis request for one text (and its stance target), as a chat turn for chat models."""
+    instruction = ANALYSIS_INSTRUCTION.format(focus=FOCUS[perspective])
+    if target is None:
+        return wrap_chat([Segment(instruction, True), Segment(" " + one_line(text), False)], template)
+    head, _, _ = instruction.rpartition("Text:")
+    return wrap_chat([Segment(head + "Target:", True), Segment(" " + one_line(target), False),
+                      Segment("\nText:", True), Segment(" " + one_line(text), False)], template)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 
 
 def analysis_text(output: str) -> str:
-    """The analysis without its `Analysis:` head and `Overall sentiment` line, on one line."""
-    body = _STATED.split(output)[0] if _STATED.search(output) else output
-    body = re.sub(r"^\s*analysis\s*:\s*", "", body, flags=re.IGNORECASE)
-    return one_line(body.replace("Overall sentiment:", ""))
+    """The analysis on one line, in whole sentences: without its `Analysis:` head, without the
+    sentences that state an overall verdict (the label column gives the task's own answer), and
+    without a last sentence cut off by the token budget (unless it is all there is)."""
+    body = re.split(r"(?im)^\W*overall sentiment\s*:", output)[0]
+    body = one_line(re.sub(r"^\s*analysis\s*:\s*", "", body, flags=re.IGNORECASE))
+    sentences = [x for x in _SENTENCE_END.split(body) if x.strip() and not _STATED.search(x)]
+    if len(sentences) > 1 and not re.search(r"[.!?][\"')\]]*$", sentences[-1]):
+        sentences.pop()
+    return " ".join(sentences)
 
 CHATML = ("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n")
 
@@ -190,7 +259,7 @@ def wrap_chat(segments: Sequence[Segment], template: str | None) -> list[Segment
 def build_aspects_prompt(text: str, demos: Sequence[tuple[str, list[dict]]] = (), template: str | None = None) -> list[Segment]:
     """A prompt asking for the JSON list of opinion tuples; wrapped in ChatML for chat models."""
     task = TASKS["aspects"]
-    segs = [Segment(task.instruction.format(labels=", ".join(task.labels)) + "\n\n", True)]
+    segs = [Segment(render_instruction(task) + "\n\n", True)]
     for demo_text, tuples in demos:
         segs += [Segment("Sentence:", True), Segment(" " + one_line(demo_text), False),
                  Segment("\nOpinions: " + json.dumps(tuples, ensure_ascii=False) + "\n\n", True)]

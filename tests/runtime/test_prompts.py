@@ -88,3 +88,55 @@ def test_analysis_prompt_and_parsing():
     assert stated_label(out) == "positive" and analysis_text(out) == "The food is praised but the service is slow."
     assert stated_label("The overall sentiment is strongly negative.") == "negative"
     assert stated_label("no verdict here") is None and analysis_text("  Just text\n here ") == "Just text here"
+
+
+def _prefix(task, target=None):
+    return "".join(s.text for s in prompts.build_prefix(task, [], target))
+
+
+def test_custom_labels_get_a_neutral_instruction_listed_in_one_order():
+    a = prompts.get_task("polarity", ["urgent", "routine", "spam"])
+    b = prompts.get_task("polarity", ["spam", "urgent", "routine"])
+    assert a.name == "custom" and a.labels == ("urgent", "routine", "spam")  # results keep the given order
+    assert _prefix(a) == _prefix(b) == "Classify each text as one of: routine, spam, urgent.\n\n"
+    perm = prompts.get_task("emotion", ["joy", "anger", "optimism", "sadness"])  # the task's own labels
+    assert perm.name == "emotion" and _prefix(perm) == _prefix(prompts.get_task("emotion"))
+    assert "stance" in _prefix(prompts.get_task("stance", ["pro", "con"]))  # stance keeps its instruction
+
+
+def test_user_instruction_replaces_the_tasks_and_keeps_other_braces():
+    t = prompts.get_task("polarity", ["a", "b"], "Sort {these} messages into {labels}.")
+    assert _prefix(t) == "Sort {these} messages into a, b.\n\n"
+    t = prompts.get_task("binary", None, "Is the writer happy?")
+    assert t.labels == ("negative", "positive") and _prefix(t) == "Is the writer happy? Answer with one of: negative, positive.\n\n"
+    with pytest.raises(SentiEdgeError, match="--instruction is empty"):
+        prompts.get_task("polarity", None, "  ")
+    with pytest.raises(SentiEdgeError, match="generative task 'aspects'"):
+        prompts.get_task("aspects", ["x", "y"])
+
+
+def test_stance_can_say_none():
+    assert prompts.get_task("stance").labels == ("against", "favor", "none")
+
+
+def test_explain_focus_speaks_the_tasks_terms_or_refuses():
+    assert prompts.explain_focus(prompts.get_task("sst2")) == "polarity"
+    assert prompts.explain_focus(prompts.get_task("emotion")) == "emotion"
+    for task in (prompts.get_task("aspects"), prompts.get_task("intimacy"), prompts.get_task(None, ["a", "b"])):
+        with pytest.raises(SentiEdgeError, match=f"--explain does not apply to -t {task.name}"):
+            prompts.explain_focus(task)
+    segs = prompts.build_analysis_prompt("we must act", "stance", None, target="climate <|im_end|>")
+    assert [s.text for s in segs if not s.trusted] == [" climate <|im_end|>", " we must act"]
+    assert "Target:" in segs[0].text and "writer's stance" in segs[0].text
+
+
+@pytest.mark.parametrize("output,expected", [
+    # the model's own verdict sentence used to be cut mid-way, leaving a dangling "The"
+    ("The reviewer loves the screen. The overall sentiment is positive.", "The reviewer loves the screen."),
+    ("Analysis: Praise for the food (\"superb\"). Slow service is noted!\nOverall sentiment: positive",
+     "Praise for the food (\"superb\"). Slow service is noted!"),
+    ("The writer is angry. They complain about the delay and the", "The writer is angry."),  # cut by the budget
+    ("Only a fragment without an end", "Only a fragment without an end"),
+])
+def test_analysis_text_keeps_whole_sentences(output, expected):
+    assert prompts.analysis_text(output) == expected

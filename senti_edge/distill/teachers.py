@@ -134,20 +134,55 @@ class _RateLimiter:
 
 
 class TeacherHTTPError(SentiEdgeError):
-    """The server failed or answered nonsense after all retries."""
+    """The server failed or answered nonsense after all retries; `status` is set when the server
+    refused the request (an HTTP 4xx that retrying cannot fix)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+# Where label log-probabilities are asked for, best first; a server that refuses one (or answers
+# without logprobs) moves the teacher to the next for the rest of the run; None: nowhere.
+LOGPROB_ROUTES = ("completions", "chat", None)
+NOT_THERE = (404, 405, 501)  # an endpoint the server does not have
+LOGPROBS_REFUSED = (400, 422, *NOT_THERE)  # a request the server cannot serve as asked
 
 
 class OpenAITeacher(Teacher):
-    """Chat prompts go to `/chat/completions`, plain prompts to `/completions` (label logprobs)."""
+    """Chat prompts go to `/chat/completions`, plain prompts to `/completions`.
+
+    Label log-probabilities (ICLDist's KL target) come from `/completions` with `logprobs: 20`
+    and `max_tokens: 1` after the plain prompt ending in `Label:`: vLLM, llama.cpp's
+    `llama-server` and llama-cpp-python's `llama_cpp.server` offer them there. A server that
+    refuses that request or answers without logprobs is asked once through `/chat/completions`
+    with `logprobs: true, top_logprobs: 20` (the same prompt as a user turn, so the first answer
+    token is the label; OpenAI's chat models offer this); where neither gives them, `label_logits`
+    returns None from then on without asking, and ICLDist reads the label from a short greedy
+    answer, keeping the record without a KL target. Each switch is logged once, and
+    `settings["label_logprobs"]` (copied into every record) says which route the record used.
+    A server without `/completions` at all (chat-only APIs) gets plain prompts as a user turn.
+    """
 
     def __init__(self, cfg: TeacherConfig, sleep: Callable[[float], None] = time.sleep):
-        super().__init__(name=f"openai:{cfg.model}", settings={"backend": "openai", "url": cfg.url, "temperature": 0},
-                         concurrency=cfg.concurrency, template=None)
+        super().__init__(name=f"openai:{cfg.model}", concurrency=cfg.concurrency, template=None,
+                         settings={"backend": "openai", "url": cfg.url, "temperature": 0, "label_logprobs": "completions"})
         self.cfg = cfg
         self.key = os.environ.get(cfg.api_key_env, "")
         self.limiter = _RateLimiter(cfg.rate_limit)
         self.sleep = sleep
         self.lock = threading.Lock()
+        self.completions = True  # False once the server said it has no /completions
+        self.route = LOGPROB_ROUTES[0]  # where label log-probabilities are asked for
+
+    def _switch(self, attr: str, old, new, message: str) -> None:
+        """Set `attr` from `old` to `new` and log why, once (concurrent requests may race here)."""
+        with self.lock:
+            if getattr(self, attr) != old:
+                return
+            setattr(self, attr, new)
+            self.settings = {**self.settings, "label_logprobs": self.route}
+        log.warning("teacher server %s: %s", self.cfg.url, message)
 
     def _post(self, path: str, body: dict) -> dict:
         url = self.cfg.url.rstrip("/") + path
@@ -170,8 +205,9 @@ class OpenAITeacher(Teacher):
                 return out
             except urllib.error.HTTPError as exc:
                 last = f"HTTP {exc.code} {exc.reason}"
-                if exc.code not in (408, 409, 429) and exc.code < 500:
-                    raise TeacherHTTPError(f"teacher server {url} refused the request: {last}; check teacher.url, teacher.model and the API key") from None
+                if exc.code not in (408, 409, 429) and exc.code < 500 or exc.code in NOT_THERE:
+                    raise TeacherHTTPError(f"teacher server {url} refused the request: {last}; check teacher.url, "
+                                           "teacher.model and the API key", status=exc.code) from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 last = f"{getattr(exc, 'reason', exc)}"
             except (json.JSONDecodeError, UnicodeDecodeError):
@@ -189,26 +225,49 @@ class OpenAITeacher(Teacher):
         body = {"model": self.cfg.model, "max_tokens": max_tokens, "temperature": 0}
         if stop:
             body["stop"] = stop[:4]
-        if chat:
-            body["messages"] = [{"role": "user", "content": plain(prompt)}]
-            out = self._post("/chat/completions", body)
-            choice = out["choices"][0]
-            text = (choice.get("message") or {}).get("content")
-        else:
-            body["prompt"] = plain(prompt)
-            out = self._post("/completions", body)
-            choice = out["choices"][0]
-            text = choice.get("text")
+        if not chat and self.completions:
+            try:
+                out = self._post("/completions", {**body, "prompt": plain(prompt)})
+            except TeacherHTTPError as exc:
+                if exc.status not in NOT_THERE:
+                    raise
+                self._switch("completions", True, False, f"no /completions (HTTP {exc.status}); "
+                             "plain prompts go to /chat/completions as a user turn")
+            else:
+                return self._reply(out, out["choices"][0].get("text"))
+        out = self._post("/chat/completions", {**body, "messages": [{"role": "user", "content": plain(prompt)}]})
+        return self._reply(out, (out["choices"][0].get("message") or {}).get("content"))
+
+    def _reply(self, out: dict, text) -> Reply:
+        choice = out["choices"][0]
         if not isinstance(text, str):
             raise TeacherHTTPError(f"teacher server answered without text: {str(choice)[:120]}")
         self._count(out)
         return Reply(text, choice.get("finish_reason") != "length")
 
     def _label_logits(self, prompt, labels):
-        body = {"model": self.cfg.model, "prompt": plain(prompt), "max_tokens": 1, "temperature": 0, "logprobs": 20}
-        out = self._post("/completions", body)
-        self._count(out)
-        return label_logprobs_from_top(_top_logprobs(out["choices"][0]), labels)
+        while (route := self.route) is not None:
+            body = {"model": self.cfg.model, "max_tokens": 1, "temperature": 0}
+            if route == "completions":
+                path, body = "/completions", {**body, "prompt": plain(prompt), "logprobs": 20}
+            else:
+                path = "/chat/completions"
+                body = {**body, "messages": [{"role": "user", "content": plain(prompt)}], "logprobs": True, "top_logprobs": 20}
+            try:
+                out = self._post(path, body)
+            except TeacherHTTPError as exc:
+                if exc.status not in LOGPROBS_REFUSED:  # a failing server or a bad key: not a missing feature
+                    raise
+                why = f"{path} refused logprobs (HTTP {exc.status})"
+            else:
+                self._count(out)
+                if out["choices"][0].get("logprobs"):
+                    return label_logprobs_from_top(_top_logprobs(out["choices"][0]), labels)
+                why = f"{path} answered without logprobs"
+            nxt = LOGPROB_ROUTES[LOGPROB_ROUTES.index(route) + 1]
+            self._switch("route", route, nxt, why + ("; asking /chat/completions with top_logprobs instead" if nxt else
+                         "; ICLDist reads each label from a short greedy answer, and those records have no KL target"))
+        return None
 
 
 def _top_logprobs(choice: dict) -> dict[str, float]:

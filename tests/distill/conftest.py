@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,41 @@ def student_dir(smollm2_path, tmp_path_factory):
 
     torch.set_num_threads(1)
     return prepare_student(str(smollm2_path), tmp_path_factory.mktemp("student") / "student")
+
+
+def build_tiny_student(out: Path) -> Path:
+    """A random two-layer Llama (hidden size 32) with a byte-level BPE tokenizer trained on the
+    fixture sentences and a ChatML template: built offline in a second, it trains in milliseconds
+    a step, so multi-process training can be tested without any downloaded weights."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe = ByteLevelBPETokenizer()
+    corpus = POS + NEG + ["Overall sentiment: positive negative neutral. Label: Sentence: Answer: Opinions:"]
+    bpe.train_from_iterator(corpus * 4, vocab_size=400, min_frequency=1, special_tokens=specials, show_progress=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+                                  additional_special_tokens=specials[1:])
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    LlamaForCausalLM(cfg).save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_student(tmp_path_factory) -> Path:
+    pytest.importorskip("peft", reason="the training stack is not installed: pip install 'senti-edge[distill]'")
+    return build_tiny_student(tmp_path_factory.mktemp("tiny") / "student")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a server or a process group the test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -115,3 +115,48 @@ def test_rate_limiter_spaces_requests():
     for _ in range(5):
         lim.wait()
     assert time.monotonic() - t0 >= 4 / 50 - 0.01
+
+
+CHAT_LP = {"choices": [{"message": {"content": "positive"}, "logprobs": {"content": [
+    {"token": "positive", "logprob": -0.2, "top_logprobs": [{"token": "positive", "logprob": -0.2},
+                                                            {"token": "negative", "logprob": -1.9}]}]}}]}
+NO_LP = {"choices": [{"text": " positive", "message": {"content": "positive"}, "logprobs": None}]}
+
+
+def test_label_logprobs_fall_back_to_chat_when_completions_refuse_them(stub, caplog):
+    s = stub([(400, "logprobs not supported"), (200, CHAT_LP)])
+    t, sleeps = teacher(s.url)
+    labels = ["positive", "negative"]
+    assert t.label_logits([Segment("Label:", True)], labels) == [-0.2, -1.9]
+    assert t.label_logits([Segment("Label:", True)], labels) == [-0.2, -1.9]  # straight to chat now
+    assert [p for p, _, _ in s.requests] == ["/v1/completions", "/v1/chat/completions", "/v1/chat/completions"]
+    assert s.requests[1][1]["logprobs"] is True and s.requests[1][1]["top_logprobs"] == 20
+    assert t.settings["label_logprobs"] == "chat" and sleeps == []
+    assert sum("refused logprobs (HTTP 400)" in r.message for r in caplog.records) == 1
+
+
+def test_no_logprobs_anywhere_gives_none_once_then_asks_no_more(stub, caplog):
+    s = stub([(200, NO_LP)])
+    t, _ = teacher(s.url)
+    assert t.label_logits([Segment("Label:", True)], ["positive"]) is None
+    assert t.label_logits([Segment("Label:", True)], ["positive"]) is None
+    assert [p for p, _, _ in s.requests] == ["/v1/completions", "/v1/chat/completions"]
+    assert t.settings["label_logprobs"] is None
+    assert [r.message.split("; ", 1)[1] for r in caplog.records if r.levelname == "WARNING"] == [
+        "asking /chat/completions with top_logprobs instead",
+        "ICLDist reads each label from a short greedy answer, and those records have no KL target"]
+
+
+def test_a_bad_key_is_an_error_not_a_missing_feature(stub):
+    t, _ = teacher(stub([(401, "no key")]).url)
+    with pytest.raises(TeacherHTTPError, match="HTTP 401") as exc:
+        t.label_logits([Segment("Label:", True)], ["positive"])
+    assert exc.value.status == 401 and t.settings["label_logprobs"] == "completions"
+
+
+def test_plain_prompts_go_to_chat_on_a_server_without_completions(stub):
+    s = stub([(404, "not found"), (200, CHAT_OK)])
+    t, _ = teacher(s.url)
+    for _ in range(2):
+        assert t.generate([Segment("Label:", True)], chat=False, max_tokens=4).text.endswith("positive")
+    assert [p for p, _, _ in s.requests] == ["/v1/completions", "/v1/chat/completions", "/v1/chat/completions"]

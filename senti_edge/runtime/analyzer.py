@@ -32,6 +32,7 @@ class AnalyzerConfig:
     adapter: str | None = None
     task: str = "polarity"
     labels: tuple[str, ...] | None = None
+    instruction: str | None = None  # replaces the task's (custom labels get a neutral one); may use {labels}
     target: str | None = None
     shots: str | None = None  # a file of demonstrations
     calibrate: bool = True  # contextual calibration; see scoring.py
@@ -44,19 +45,22 @@ class AnalyzerConfig:
 
 
 def load_shots(path: str, task: prompts.Task) -> list[prompts.Example]:
-    """Demonstrations from JSONL/JSON (`text` or `sentence`, `label`, optional `target`) or TSV (label<TAB>text)."""
+    """Demonstrations from JSONL/JSON (`text` or `sentence`, `label`, optional `target`) or TSV (label<TAB>text).
+
+    Every malformed file (bad JSON, a non-object row, a missing key, an unknown label) is one
+    `SentiEdgeError` naming the file and row."""
     p = Path(path)
     if not p.is_file():
         raise SentiEdgeError(f"--shots file not found: {path}")
     raw = p.read_text("utf-8-sig", errors="replace")
     shots: list[prompts.Example] = []
     if p.suffix.lower() in (".jsonl", ".json"):
-        rows = json.loads(raw) if p.suffix.lower() == ".json" else [json.loads(x) for x in raw.splitlines() if x.strip()]
-        for i, row in enumerate(rows, 1):
+        for i, row in _shot_rows(raw, path, whole=p.suffix.lower() == ".json"):
             text = row.get("text", row.get("sentence")) if isinstance(row, dict) else None
-            if text is None or "label" not in row:
+            if not isinstance(text, str) or "label" not in row:
                 raise SentiEdgeError(f"{path}:{i}: a demonstration needs `text` (or `sentence`) and `label`")
-            shots.append(prompts.Example(str(text), str(row["label"]), row.get("target")))
+            target = row.get("target")
+            shots.append(prompts.Example(text, str(row["label"]), None if target is None else str(target)))
     else:
         for i, line in enumerate(csv.reader(raw.splitlines(), delimiter="\t"), 1):
             if not line:
@@ -70,6 +74,22 @@ def load_shots(path: str, task: prompts.Task) -> list[prompts.Example]:
     return shots
 
 
+def _shot_rows(raw: str, path: str, whole: bool) -> list[tuple[int, object]]:
+    """(row number, value) of a .json array (or object) or of .jsonl lines; bad JSON is a SentiEdgeError."""
+    lines = [(1, raw)] if whole else [(i, x) for i, x in enumerate(raw.splitlines(), 1) if x.strip()]
+    rows = []
+    for i, text in lines:
+        try:
+            rows.append((i, json.loads(text)))
+        except json.JSONDecodeError as exc:
+            raise SentiEdgeError(f"{path}:{exc.lineno if whole else i}: not valid JSON ({exc.msg}); "
+                                 "demonstrations are JSON objects with text and label") from None
+    if whole:
+        data = rows[0][1]
+        rows = list(enumerate(data if isinstance(data, list) else [data], 1))
+    return rows
+
+
 class Analyzer:
     """A model plus a task: `classify` for label tasks, `extract` for aspect tuples."""
 
@@ -80,9 +100,9 @@ class Analyzer:
                 raise TypeError(f"unknown Analyzer option {key!r}")
             setattr(cfg, key, value)
         self.config = cfg
-        self.task = prompts.get_task(cfg.task, cfg.labels)
-        if self.task.needs_target and not cfg.target:
-            raise SentiEdgeError(f"task {self.task.name!r} needs --target (what the stance is towards)")
+        self.task = prompts.get_task(cfg.task, cfg.labels, cfg.instruction)
+        if cfg.explain:
+            prompts.explain_focus(self.task)  # refuse --explain where it does not apply, before loading
         self.shots = load_shots(cfg.shots, self.task) if cfg.shots and not self.task.generative else []
         self.engine = engine or Engine(cfg.model, adapter=cfg.adapter, n_threads=cfg.n_threads, n_ctx=cfg.n_ctx)
         self.prefix = prompts.build_prefix(self.task, self.shots, cfg.target) if not self.task.generative else []
@@ -110,7 +130,10 @@ class Analyzer:
     def label_logits(self, texts: Sequence[str], targets: Sequence[str | None] | None = None,
                      on_done: Callable[[int], None] | None = None) -> np.ndarray:
         """Raw label logits, one row per text (long texts pooled over chunks with --chunk)."""
-        targets = targets or [self.config.target] * len(texts)
+        targets = [tg or self.config.target for tg in targets] if targets else [self.config.target] * len(texts)
+        if self.task.needs_target and not all(targets):
+            raise SentiEdgeError(f"task {self.task.name!r} needs a target for every text: give --target "
+                                 "(or per-text targets)")
         if not self.config.chunk:
             queries = [prompts.build_query(self.task, t, tg) for t, tg in zip(texts, targets)]
             return self.engine.score(self.prefix, queries, self.label_ids, on_done=on_done)
@@ -141,16 +164,35 @@ class Analyzer:
             for k, p in zip(idx, probs)
         ]
         if self.config.explain:
-            for row, text in zip(out, texts):
-                row["explanation"] = self.explain(text)
+            for row, text, target in zip(out, texts, targets or [None] * len(texts)):
+                row["explanation"] = self.explain(text, target)
         return out
 
-    def explain(self, text: str) -> str:
-        """The model's short analysis of a text, in the KnowDist format it was distilled on.
+    def classify_chunks(self, text: str, target: str | None = None) -> dict:
+        """`classify` for one text, plus `chunks`: each chunk's own label and confidence (the
+        pooled label is the same as classify's; the chunks are scored once)."""
+        target = target or self.config.target
+        pieces = self._chunks(text)
+        raw = self.engine.score(self.prefix, [prompts.build_query(self.task, p, target) for p in pieces], self.label_ids)
+        labels = self.task.labels
+        (k,), (p,) = scoring.predict(scoring.pool_chunks(raw), self.calibration)
+        row = {"label": labels[k], "confidence": float(p[k]), "probs": {lab: float(x) for lab, x in zip(labels, p)}}
+        idx, probs = scoring.predict(raw, self.calibration)
+        row["chunks"] = [{"label": labels[i], "confidence": float(q[i])} for i, q in zip(idx, probs)]
+        if self.config.explain:
+            row["explanation"] = self.explain(text, target)
+        return row
+
+    def explain(self, text: str, target: str | None = None) -> str:
+        """The model's short analysis of a text, in the KnowDist format it was distilled on, from
+        the task's own perspective (emotion, irony, stance towards the target, or polarity).
 
         It is generated separately from the label (which comes from the label-word scores), so
-        the two can disagree; a base model that was never distilled writes weaker analyses."""
-        prompt = prompts.build_analysis_prompt(text, "polarity", self.engine.template)
+        the two can disagree; a base model that was never distilled writes weaker analyses.
+        Whole sentences only: a verdict sentence and a sentence cut off by the budget are dropped."""
+        focus = prompts.explain_focus(self.task)
+        target = (target or self.config.target) if focus == "stance" else None
+        prompt = prompts.build_analysis_prompt(text, focus, self.engine.template, target)
         raw, _ = self.engine.generate(prompt, max_tokens=self.config.explain_tokens, stop=["Overall sentiment"])
         return prompts.analysis_text(raw)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import click
@@ -63,7 +64,8 @@ def run_cmd(config, overrides) -> None:
     from .pipeline import run
 
     for stage, status in run(_config(config, overrides)):
-        click.echo(f"{stage}: {status}")
+        if os.environ.get("RANK", "0") == "0":
+            click.echo(f"{stage}: {status}")
 
 
 @distill.command("generate")
@@ -108,7 +110,8 @@ def train_cmd(config, stage, stop_after, overrides) -> None:
     from .pipeline import train_stage
 
     state = train_stage(_config(config, overrides), stage, stop_after=stop_after)
-    click.echo(json.dumps(state, indent=2))
+    if os.environ.get("RANK", "0") == "0":  # under `accelerate launch`: the main process's copy only
+        click.echo(json.dumps(state, indent=2))
 
 
 @distill.command("pack")

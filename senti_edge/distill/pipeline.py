@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from pathlib import Path
 
@@ -55,11 +56,21 @@ def _teacher(cfg: DistillConfig, cache: dict):
     return cache["teacher"]
 
 
+def processes() -> int:
+    """How many processes `accelerate launch` started for this command (1 without it)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def generate(cfg: DistillConfig, stage: str, *, max_items: int = 0, teacher=None, cache: dict | None = None) -> dict:
     """Stage `knowdist` or `icldist` generation; resumes an interrupted run.
 
     With `teacher_records` set, the packed records there are taken first; the teacher is loaded
-    only when jobs remain, so a complete pack retrains without it."""
+    only when jobs remain, so a complete pack retrains without it. One process appends the
+    records (a server teacher's concurrency is `teacher.concurrency`), so under `accelerate
+    launch` it refuses rather than have several processes append to one file."""
+    if processes() > 1:
+        raise SentiEdgeError(f"{stage} generation runs in one process: run `senti-edge distill generate` without "
+                             "`accelerate launch`, then launch the training")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _save_config(cfg, out)
@@ -108,7 +119,7 @@ def pack_stage(cfg: DistillConfig, stage: str, dest: str | Path | None = None) -
 
 
 def train_stage(cfg: DistillConfig, stage: str, *, stop_after: int = 0) -> dict:
-    from .train import merge_adapter, prepare_student, train
+    from .train import merge_adapter, prepare_student, process_state, train
 
     out = Path(cfg.out_dir)
     records_path = out / f"{stage}.jsonl"
@@ -117,7 +128,10 @@ def train_stage(cfg: DistillConfig, stage: str, *, stop_after: int = 0) -> dict:
     corpus = load_corpus(cfg.corpus, cfg.seed)
     mod = knowdist if stage == "knowdist" else icldist
     examples = mod.examples(load_records(records_path), corpus, cfg)
-    base = prepare_student(cfg.student, out / "student")
+    # under `accelerate launch`, the main process builds the shared model files, then the others find them
+    first = process_state().main_process_first
+    with first():
+        base = prepare_student(cfg.student, out / "student")
     init_adapter, kl = None, 0.0
     if stage == "icldist":
         kl = cfg.icldist.kl_weight
@@ -127,7 +141,8 @@ def train_stage(cfg: DistillConfig, stage: str, *, stop_after: int = 0) -> dict:
             if not (kd_adapter / "adapter_config.json").is_file():
                 raise SentiEdgeError(f"{kd_adapter} not found; train stage 1 first or set train.stage2_init = \"fresh\"")
             if cfg.train.stage2_init == "merge":
-                base = merge_adapter(base, kd_adapter, out / "knowdist-merged")
+                with first():
+                    base = merge_adapter(base, kd_adapter, out / "knowdist-merged")
             else:
                 init_adapter = kd_adapter
     return train(examples, base_dir=base, run_dir=out / stage, cfg=cfg.train, seed=cfg.seed,

@@ -11,13 +11,17 @@
 - Every `checkpoint_every` steps: adapter, optimizer, scheduler, step and RNG states go into
   `checkpoints/step-N/`, and `checkpoints/latest.json` points at it; a rerun resumes from there
   and ends with the same weights as an uninterrupted run. `log.csv` has loss and tokens/s.
-- `accelerate launch` runs the same loop on several GPUs: each process takes its share of every
-  batch, gradients are averaged, and only the main process writes files.
+- `accelerate launch` runs the same loop in several processes (one per GPU, or gloo on CPU with
+  `--cpu`): each process takes every n-th item of the same global batch, the loss goes through
+  the DDP-wrapped module's forward (`TargetLM`), so gradients are all-reduced; each share is
+  normalised by the whole batch's weights, so n processes compute the single-process gradient.
+  Only the main process writes files; a checkpoint holds every process's RNG state.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import math
 import os
@@ -51,6 +55,17 @@ def load_stack():
         transformers.logging.disable_progress_bar()
         transformers.logging.set_verbosity_error()
     return torch, transformers, peft
+
+
+def process_state():
+    """accelerate's view of the processes of this run (`accelerate launch` or `torchrun` start
+    several). On CPU (no CUDA here, or `--cpu`) it joins them with gloo; that flag must be given
+    the first time the shared state is made, so every caller goes through here."""
+    torch = load_stack()[0]
+    from accelerate import PartialState
+
+    cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    return PartialState(cpu=cpu)
 
 
 # -- student ---------------------------------------------------------------------------------
@@ -91,18 +106,32 @@ def _template(tok) -> str | None:
     return "chatml" if "<|im_start|>" in (tok.chat_template or "") else None
 
 
-def load_student(base_dir: Path, cfg: TrainConfig, *, adapter: Path | None = None, trainable_adapter: bool = False, seed: int = 0):
-    """(model with a trainable LoRA, tokenizer, device)."""
+def check_qlora(cfg: TrainConfig, device: str, torch) -> None:
+    """QLoRA needs a CUDA device and bitsandbytes; refuse before loading anything rather than
+    fall back to a different run than the config asks for (or fail deep inside bitsandbytes)."""
+    if not cfg.qlora:
+        return
+    if not str(device).startswith("cuda") or not torch.cuda.is_available():
+        raise SentiEdgeError("train.qlora = true needs a CUDA GPU (bitsandbytes 4-bit) and this process has none; "
+                             "set train.qlora = false to train plain LoRA on CPU")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise SentiEdgeError("train.qlora = true needs bitsandbytes: pip install 'senti-edge[distill]'") from None
+
+
+def load_student(base_dir: Path, cfg: TrainConfig, *, adapter: Path | None = None, trainable_adapter: bool = False,
+                 seed: int = 0, device: str | None = None):
+    """(model with a trainable LoRA, tokenizer, device). `device`: the process's own device
+    (`Accelerator.device`); by default CUDA when present."""
     torch, transformers, peft = load_stack()
-    cuda = torch.cuda.is_available()
-    device = "cuda" if cuda else "cpu"
+    device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    check_qlora(cfg, device, torch)
     kwargs = {"dtype": getattr(torch, cfg.dtype)}
-    if cfg.qlora and cuda:
+    if cfg.qlora:
         kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
-        kwargs["device_map"] = {"": 0}
-    elif cfg.qlora:
-        log.warning("train.qlora needs CUDA; training plain LoRA on CPU")
+        kwargs["device_map"] = {"": torch.device(device).index or 0}  # this process's GPU
     if not (Path(base_dir) / "config.json").is_file():
         raise SentiEdgeError(f"could not load the student from {base_dir}: no config.json; give a Hugging Face model directory")
     try:
@@ -114,7 +143,7 @@ def load_student(base_dir: Path, cfg: TrainConfig, *, adapter: Path | None = Non
         raise SentiEdgeError(f"the student {base_dir} does not fit: {exc}; try train.qlora on a GPU, a smaller student or batch") from None
     if "quantization_config" in kwargs:
         model = peft.prepare_model_for_kbit_training(model)
-    elif device == "cuda":
+    elif device != "cpu":
         model = model.to(device)
     torch.manual_seed(seed)
     if adapter is not None and trainable_adapter:
@@ -203,29 +232,68 @@ def collate(items: Sequence[dict], pad_id: int, torch):
     return ids, mask, labels, weights
 
 
-def batch_loss(model, items, pad_id, kl_weight, device, torch, amp: bool = False):
+@functools.cache
+def _target_lm_class():
+    torch = load_stack()[0]
+
+    class TargetLM(torch.nn.Module):
+        """The student's decoder, then its output layer on the target positions only (a label
+        answer is one or two tokens of a few hundred, so this saves most of the vocabulary
+        projection on CPU). It is the module `accelerate` wraps in DDP: everything that needs a
+        gradient runs inside one forward call, which is what makes DDP all-reduce gradients."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def base(self):
+            return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+        def forward(self, ids, mask, sel):
+            base = self.base()
+            hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+            return base.get_output_embeddings()(hidden[sel])
+
+    return TargetLM
+
+
+def target_lm(model):
+    """`model` as a TargetLM: unchanged if it is one already (or a DDP wrapper of one)."""
+    cls = _target_lm_class()
+    return model if isinstance(getattr(model, "module", model), cls) else cls(model)
+
+
+def batch_norm(items, kl_weight: float) -> tuple[float, int]:
+    """(total cross-entropy weight, rows with a KL target) of a whole batch, counted as
+    `batch_loss` counts them: each process divides its share by these, so the shares add up."""
+    w = sum(it["weight"] * (len(it["ids"]) - max(it["start"], 1)) for it in items)
+    return float(w), sum(1 for it in items if "kl_ids" in it) if kl_weight > 0 else 0
+
+
+def batch_loss(model, items, pad_id, kl_weight, device, torch, amp: bool = False, norm: tuple[float, int] | None = None):
     """Weighted cross-entropy on the response tokens plus the KL term on label words.
 
-    The output layer runs only on the positions that have a target (a label answer is one or
-    two tokens of a few hundred), which saves most of the vocabulary projection on CPU.
+    `model` is the student (wrapped in `TargetLM` here if it is not already). `norm`, from
+    `batch_norm` of the whole global batch, makes this the share of `items` in that batch's
+    loss; by default `items` is the whole batch.
     """
     F = torch.nn.functional
     ids, mask, labels, weights = (t.to(device) for t in collate(items, pad_id, torch))
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    net = target_lm(model)
+    targets = labels[:, 1:]
+    sel = targets != -100
     with torch.autocast(device.type if hasattr(device, "type") else str(device), dtype=torch.bfloat16, enabled=amp):
-        hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
-        targets = labels[:, 1:]
-        sel = targets != -100
-        logits = base.get_output_embeddings()(hidden[sel]).float()
-    cap = getattr(base.config, "final_logit_softcapping", None)
+        logits = net(ids, mask, sel).float()
+    cap = getattr(getattr(net, "module", net).base().config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
     tok_loss = F.cross_entropy(logits, targets[sel], reduction="none")
     w = weights[:, None].expand_as(targets)[sel]
-    ce = (tok_loss * w).sum() / w.sum().clamp(min=1e-8)
+    rows = [r for r, it in enumerate(items) if "kl_ids" in it] if kl_weight > 0 else []
+    w_total, kl_total = norm if norm is not None else (w.sum().clamp(min=1e-8), len(rows))
+    ce = (tok_loss * w).sum() / (max(w_total, 1e-8) if norm is not None else w_total)
     kl = torch.zeros((), device=device)
-    rows = [r for r, it in enumerate(items) if "kl_ids" in it]
-    if rows and kl_weight > 0:
+    if rows:
         counts = sel.sum(dim=1)
         first = torch.cumsum(counts, 0) - counts  # row r's first target (position start - 1) in `logits`
         terms = []
@@ -234,7 +302,7 @@ def batch_loss(model, items, pad_id, kl_weight, device, torch, amp: bool = False
             student = F.log_softmax(logits[first[r], it["kl_ids"]], dim=-1)
             teacher = torch.tensor(it["kl_probs"], device=device).clamp(min=1e-12)
             terms.append((teacher * (teacher.log() - student)).sum())
-        kl = torch.stack(terms).mean()
+        kl = torch.stack(terms).sum() / kl_total
     return ce + kl_weight * kl, ce, kl
 
 
@@ -254,7 +322,21 @@ def use_amp(cfg, device, torch) -> bool:
 
 # -- checkpoints -----------------------------------------------------------------------------
 
-def _save_checkpoint(run: Path, step: int, model, opt, sched, keep: int, torch, peft) -> None:
+def rng_state(torch) -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(st: dict, torch) -> None:
+    torch.set_rng_state(st["torch"])
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    if st.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _save_checkpoint(run: Path, step: int, model, opt, sched, keep: int, torch, peft, rngs: list[dict]) -> None:
+    """Called by the main process only; `rngs` holds every process's RNG state, in rank order."""
     from safetensors.torch import save_file
 
     ckdir = run / "checkpoints"
@@ -264,18 +346,16 @@ def _save_checkpoint(run: Path, step: int, model, opt, sched, keep: int, torch, 
     tmp.mkdir(parents=True)
     state = {k: v.detach().cpu().contiguous() for k, v in peft.get_peft_model_state_dict(model).items()}
     save_file(state, str(tmp / "adapter.safetensors"))
-    torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(), "numpy_rng": np.random.get_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+    torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rngs},
                tmp / "trainer.pt")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    write_json(ckdir / "latest.json", {"step": step, "dir": final.name})
+    write_json(ckdir / "latest.json", {"step": step, "dir": final.name, "processes": len(rngs)})
     for old in sorted(p for p in ckdir.glob("step-*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_checkpoint(run: Path, model, opt, sched, torch, peft) -> int:
+def _load_checkpoint(run: Path, model, opt, sched, torch, peft, rank: int = 0, world: int = 1) -> int:
     import json
 
     from safetensors.torch import load_file
@@ -289,11 +369,12 @@ def _load_checkpoint(run: Path, model, opt, sched, torch, peft) -> int:
     st = torch.load(ck / "trainer.pt", weights_only=False)
     opt.load_state_dict(st["optimizer"])
     sched.load_state_dict(st["scheduler"])
-    torch.set_rng_state(st["torch_rng"])
-    random.setstate(st["python_rng"])
-    np.random.set_state(st["numpy_rng"])
-    if st.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda_rng"])
+    rngs = st.get("rng") or [{"torch": st["torch_rng"], "python": st["python_rng"], "numpy": st["numpy_rng"],
+                              "cuda": st.get("cuda_rng")}]  # a checkpoint from before per-process states
+    if len(rngs) != world and rank == 0:
+        log.warning("%s was written by %d process(es), resumed by %d: the weights carry on, but dropout draws "
+                    "differ from an uninterrupted run", ck, len(rngs), world)
+    _set_rng_state(rngs[rank] if len(rngs) == world else rngs[0], torch)
     return int(st["step"])
 
 
@@ -316,25 +397,33 @@ def train(examples: Sequence[dict], *, base_dir: Path, run_dir: Path, cfg: Train
     """Train a LoRA on `examples`; the adapter ends in `run_dir/adapter`. Resumes from checkpoints.
 
     `stop_after` > 0 stops (with a checkpoint) once that global step is reached, as a kill would.
-    Returns the run state (also written as `run_dir/state.json`).
+    Returns the run state (also written as `run_dir/state.json`). Under `accelerate launch` every
+    process runs this with the same arguments.
     """
     torch, transformers, peft = load_stack()
     if not examples:
         raise SentiEdgeError(f"no training examples for {run_dir.name}: every teacher record was dropped or none exist; see the QC report")
     if cfg.n_threads:
         torch.set_num_threads(cfg.n_threads)
+    from accelerate import Accelerator
+    from accelerate.utils import gather_object
+
+    procs = process_state()
+    acc = Accelerator(cpu=procs.device.type == "cpu")  # one process, or one of `accelerate launch --num_processes N`
+    world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
+    if world != int(os.environ.get("WORLD_SIZE", "1")):
+        raise SentiEdgeError(f"this process is one of {os.environ['WORLD_SIZE']} started by a launcher, but accelerate "
+                             f"joined {world}; each would train alone and overwrite the others' files. Launch with "
+                             "`accelerate launch --multi_gpu --num_processes N` (on CPU too) or `torchrun --nproc_per_node N`")
+    if cfg.batch_size < world:
+        raise SentiEdgeError(f"train.batch_size = {cfg.batch_size} is smaller than the {world} processes; raise it")
     run_dir.mkdir(parents=True, exist_ok=True)
-    model, tok, device = load_student(base_dir, cfg, adapter=init_adapter, trainable_adapter=init_adapter is not None, seed=seed)
+    model, tok, _ = load_student(base_dir, cfg, adapter=init_adapter, trainable_adapter=init_adapter is not None, seed=seed,
+                                 device=str(acc.device))
     data = encode(examples, tok, cfg.max_length)
     lengths = [len(d["ids"]) for d in data]
     per_epoch = math.ceil(len(data) / cfg.batch_size)
     total = cfg.max_steps or cfg.epochs * per_epoch
-    from accelerate import Accelerator
-
-    acc = Accelerator(cpu=device == "cpu")  # `accelerate launch` runs one process per GPU, no code change
-    if cfg.batch_size < acc.num_processes:
-        raise SentiEdgeError(f"train.batch_size = {cfg.batch_size} is smaller than the {acc.num_processes} processes; raise it")
-    main = acc.is_main_process
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = min(cfg.warmup_steps, max(1, total // 10))
@@ -345,10 +434,10 @@ def train(examples: Sequence[dict], *, base_dir: Path, run_dir: Path, cfg: Train
         return 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
-    model, opt = acc.prepare(model, opt)
+    net, opt = acc.prepare(target_lm(model), opt)
     device = acc.device
     amp = use_amp(cfg, device, torch)
-    step = _load_checkpoint(run_dir, acc.unwrap_model(model), opt, sched, torch, peft)
+    step = _load_checkpoint(run_dir, model, opt, sched, torch, peft, rank, world)
     if step:
         log.info("resuming %s at step %d of %d", run_dir.name, step, total)
     log_path = run_dir / "log.csv"
@@ -360,7 +449,7 @@ def train(examples: Sequence[dict], *, base_dir: Path, run_dir: Path, cfg: Train
     if new_log and main:
         writer.writeheader()
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    model.train()
+    net.train()
     batches_epoch, batches = -1, []
     last = {}
     try:
@@ -368,14 +457,19 @@ def train(examples: Sequence[dict], *, base_dir: Path, run_dir: Path, cfg: Train
             epoch, b = divmod(step, per_epoch)
             if epoch != batches_epoch:
                 batches, batches_epoch = epoch_batches(lengths, cfg.batch_size, seed, epoch, cfg.group_by_length), epoch
-            items = [data[i] for i in batches[b]][acc.process_index::acc.num_processes] or [data[batches[b][0]]]
+            batch = [data[i] for i in batches[b]]
+            # every world-th item; a process left without one (a short last batch) runs a zero-weight
+            # item, since DDP needs every process in every step
+            items = batch[rank::world] or [{"ids": batch[0]["ids"], "start": batch[0]["start"], "weight": 0.0}]
             t0 = time.perf_counter()
             try:
-                loss, ce, kl = batch_loss(model, items, pad_id, kl_weight, device, torch, amp)
-                if not torch.isfinite(loss):
-                    raise SentiEdgeError(f"the loss became {loss.item()} at step {step + 1}; lower train.lr")
+                loss, ce, kl = batch_loss(net, items, pad_id, kl_weight, device, torch, amp, batch_norm(batch, kl_weight))
+                parts = torch.stack([loss, ce, kl]).detach()
+                parts = acc.reduce(parts, "sum") if world > 1 else parts  # the whole batch's loss, as one process has it
+                if not torch.isfinite(parts[0]):
+                    raise SentiEdgeError(f"the loss became {parts[0].item()} at step {step + 1}; lower train.lr")
                 opt.zero_grad(set_to_none=True)
-                acc.backward(loss)
+                acc.backward(loss * world)  # DDP averages gradients over processes; the shares must add up
             except torch.OutOfMemoryError:
                 raise SentiEdgeError(
                     f"the student does not fit in memory at step {step + 1} (batch of {len(items)} x "
@@ -387,24 +481,25 @@ def train(examples: Sequence[dict], *, base_dir: Path, run_dir: Path, cfg: Train
             sched.step()
             step += 1
             secs = time.perf_counter() - t0
-            ntok = sum(len(it["ids"]) for it in items)
-            last = {"step": step, "epoch": epoch, "loss": round(loss.item(), 6), "ce": round(ce.item(), 6),
-                    "kl": round(kl.item(), 6), "lr": sched.get_last_lr()[0], "tokens": ntok,
+            ntok = sum(len(it["ids"]) for it in batch)
+            last = {"step": step, "epoch": epoch, "loss": round(parts[0].item(), 6), "ce": round(parts[1].item(), 6),
+                    "kl": round(parts[2].item(), 6), "lr": sched.get_last_lr()[0], "tokens": ntok,
                     "seconds": round(secs, 4), "tokens_per_s": round(ntok / secs, 2)}
             writer.writerow(last)
             fh.flush()
             if step % cfg.checkpoint_every == 0 or step == total or step == stop_after:
+                rngs = gather_object([rng_state(torch)]) if world > 1 else [rng_state(torch)]
                 if main:
-                    _save_checkpoint(run_dir, step, acc.unwrap_model(model), opt, sched, cfg.keep_checkpoints, torch, peft)
+                    _save_checkpoint(run_dir, step, model, opt, sched, cfg.keep_checkpoints, torch, peft, rngs)
                 acc.wait_for_everyone()
             if stop_after and step >= stop_after and step < total:
                 return {"complete": False, "step": step, "total_steps": total}
     finally:
         fh.close()
     state = {"complete": True, "step": step, "total_steps": total, "examples": len(data), "base_model": str(base_dir),
-             "init_adapter": str(init_adapter) if init_adapter else None, "last": last}
+             "init_adapter": str(init_adapter) if init_adapter else None, "processes": world, "last": last}
     if main:
-        acc.unwrap_model(model).save_pretrained(run_dir / "adapter.tmp")
+        model.save_pretrained(run_dir / "adapter.tmp")
         shutil.rmtree(run_dir / "adapter", ignore_errors=True)
         os.replace(run_dir / "adapter.tmp", run_dir / "adapter")
         write_json(run_dir / "state.json", state)

@@ -102,10 +102,14 @@ def generate_cmd(config, stage, max_items, overrides) -> None:
 def train_cmd(config, stage, stop_after, overrides) -> None:
     """Train the student's LoRA on STAGE's teacher records (resumes from the last checkpoint).
 
+    Under `accelerate launch` (or `torchrun`) each of N processes takes a share of every batch
+    of train.batch_size sequences; the run equals the single-process one.
+
     \b
     Examples:
       senti-edge distill train configs/distill-smollm2.toml knowdist
       senti-edge distill train configs/distill-smollm2.toml icldist --set train.batch_size=4
+      accelerate launch --multi_gpu --num_processes 2 -m senti_edge distill train cfg.toml knowdist
     """
     from .pipeline import train_stage
 

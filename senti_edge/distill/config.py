@@ -130,7 +130,7 @@ class TrainConfig:
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
     target_modules: list = field(default_factory=lambda: ["all-linear"], metadata={"help": "module names, or all-linear"})
-    qlora: bool = field(default=False, metadata={"help": "load the student in 4-bit (bitsandbytes); only used when CUDA is present"})
+    qlora: bool = field(default=False, metadata={"help": "load the student in 4-bit (bitsandbytes); needs CUDA, refused without it"})
     stage2_init: str = field(default="merge", metadata={"help": "stage 2 starts from stage 1's adapter: merge (new LoRA on merged model), continue, or fresh"})
     stage2_replay: float = field(default=0.0, metadata={"help": "share of the stage-1 examples mixed into stage 2, so the student keeps writing analyses (0: none, 1: all)"})
     batch_size: int = field(default=8, metadata={"help": "sequences per step"})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import SentiEdgeError
+from ..clitools import friendly_errors
 from ..runtime.prompts import TASKS
 from .config import QUANT_TYPES
 
@@ -44,6 +44,7 @@ LABEL_TASKS = sorted(name for name, task in TASKS.items() if not task.generative
               help="Largest allowed label-logit difference between the F16 GGUF and the merged model in torch.")
 @click.option("--force", is_flag=True, help="Overwrite outputs that already exist.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@friendly_errors
 def quantize(adapter, base, out_dir, name, types, task, probes, max_probes, n_threads, imatrix, q8_direct, export_lora, register,
              strict, max_f16_diff, force, quiet) -> None:
     """Merge a LoRA ADAPTER into its base, convert to GGUF, quantize, verify, register.
@@ -66,15 +67,12 @@ def quantize(adapter, base, out_dir, name, types, task, probes, max_probes, n_th
 
     ctx = click.get_current_context()
     verbose = bool(ctx.find_root().params.get("verbose"))
-    try:
-        cfg = QuantizeConfig(adapter=adapter, base=base, out_dir=out_dir, name=name, types=types, imatrix=imatrix, q8_direct=q8_direct,
-                             export_lora=export_lora, register=register, force=force, task=task, probes=probes,
-                             max_probes=max_probes, n_threads=n_threads or 0, max_f16_logit_diff=max_f16_diff,
-                             strict=strict)
-        report = run(cfg, progress=(lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True)),
-                     verbose=verbose)
-    except SentiEdgeError as exc:
-        raise click.ClickException(str(exc)) from None
+    cfg = QuantizeConfig(adapter=adapter, base=base, out_dir=out_dir, name=name, types=types, imatrix=imatrix, q8_direct=q8_direct,
+                         export_lora=export_lora, register=register, force=force, task=task, probes=probes,
+                         max_probes=max_probes, n_threads=n_threads or 0, max_f16_logit_diff=max_f16_diff,
+                         strict=strict)
+    report = run(cfg, progress=(lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True)),
+                 verbose=verbose)
     from .card import results_table
 
     click.echo(results_table(report))

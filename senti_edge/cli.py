@@ -7,43 +7,16 @@ one `Error: ...` line and exit code 1; usage errors exit with 2 (click's convent
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import signal
-import sys
 
 import click
 
 from . import __version__
-from .errors import SentiEdgeError
-from .jsonl import DISK_FULL
+from .clitools import interrupt_message
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def friendly_errors(fn):
-    """Turn known failures into one line on stderr and a non-zero exit, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except SentiEdgeError as exc:
-            raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            click.echo("Interrupted; complete outputs were kept.", err=True)
-            sys.exit(130)
-        except BrokenPipeError:
-            sys.stderr.close()
-            sys.exit(141)
-        except OSError as exc:
-            where = f": {exc.filename}" if exc.filename else ""
-            if exc.errno in DISK_FULL:
-                where += "; complete outputs were kept, free some space and rerun"
-            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
-
-    return wrapper
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -58,8 +31,30 @@ def cli(verbose: bool) -> None:
         senti-edge analyze reviews.txt           # one text per line
         echo "Great phone, awful battery" | senti-edge analyze - --probs
         senti-edge analyze tweets.jsonl --field text --task emotion -o jsonl
+        senti-edge tasks                         # the tasks, their labels and instructions
+
+    \b
+    Exit codes: 0 done; 1 bad input or another error (one `Error: ...` line); 2 wrong usage;
+    130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 141 the output pipe closed early.
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+def tasks() -> None:
+    """The tasks `analyze -t` knows: labels, the instruction the model is given, an example.
+
+    Custom --labels get the neutral instruction shown last; --instruction replaces any of them.
+    """
+    from .runtime.prompts import EXPLAINED, TASKS, get_task, render_instruction
+
+    shown = [t for name, t in TASKS.items() if name == t.name] + [get_task(None, ["urgent", "routine", "spam"])]
+    for t in shown:
+        click.echo(f"{t.name}: {t.description}")
+        click.echo(f"  labels:      {', '.join(t.labels)}")
+        click.echo(f"  instruction: {render_instruction(t, '{target}' if t.needs_target else None)}")
+        click.echo(f"  --explain:   {'yes' if t.name in EXPLAINED else 'no'}")
+        click.echo(f"  example:     {t.example}\n")
 
 
 # The four parts each add their commands from their own `cli.py` (kept small; heavy imports inside).
@@ -76,7 +71,7 @@ for _part in ("runtime", "bench", "distill", "quantize"):
 
 def _terminate(signum, frame):
     """SIGTERM unwinds like Ctrl-C: temporary files are removed, complete outputs stay."""
-    click.echo("Terminated; complete outputs were kept.", err=True)
+    click.echo(f"Terminated; {interrupt_message()}.", err=True)
     raise SystemExit(128 + signum)
 
 

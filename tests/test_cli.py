@@ -13,7 +13,7 @@ from senti_edge.cli import cli
 @pytest.fixture
 def run(smollm2_path):
     def _run(*args, input=None):
-        return CliRunner().invoke(cli, ["analyze", "-m", str(smollm2_path), "--threads", "2", *args], input=input)
+        return CliRunner().invoke(cli, ["analyze", "-m", str(smollm2_path), "--threads", "1", *args], input=input)
     return _run
 
 
@@ -77,7 +77,7 @@ def test_stdin_jsonl_csv_and_document_inputs(run, tmp_path):
     c = tmp_path / "t.csv"
     c.write_text("body\nnice\n")
     assert json.loads(run(str(c), "--field", "body").stdout)["text"] == "nice"
-    res = run(str(c), "--document")
+    res = run(str(c), "--document", "--field", "body")
     assert res.exit_code == 0 and len(res.stdout.splitlines()) == 1
 
 
@@ -146,20 +146,156 @@ def test_models_list():
     assert "smollm2-135m" in res.output and "qwen2.5-coder-1.5b" in res.output
 
 
-def test_the_default_model_is_the_distilled_adapter_on_the_pypi_base(smollm2_path):
+def test_the_default_model_is_the_distilled_adapter_merged_into_the_pypi_base(smollm2_path):
+    """The default is the merged build; it agrees with the same adapter applied at load time
+    (the -lora form) and differs from the bare base."""
     from senti_edge.runtime.analyzer import Analyzer
     from senti_edge.runtime.registry import resolve
 
     ref = resolve(None)
-    assert ref.name == "senti-smollm2-135m" and ref.path == smollm2_path and ref.adapter.parent.name == "adapters"
+    assert ref.name == "senti-smollm2-135m" and ref.adapter is None and ref.path.name == "senti-smollm2-135m.Q8_0.gguf"
     texts = ["The soup was cold and the waiter rude.", "Best concert of my life!", "It is a chair."]
-    distilled = Analyzer(n_threads=2)
-    base = Analyzer(model="smollm2-135m", n_threads=2)
-    try:
-        assert distilled.engine.ref.adapter is not None and base.engine.ref.adapter is None
-        a, b = distilled.label_logits(texts), base.label_logits(texts)
+    with Analyzer(n_threads=1) as merged, Analyzer(model="senti-smollm2-135m-lora", n_threads=1) as lora, \
+            Analyzer(model="smollm2-135m", n_threads=1) as base:
+        assert lora.engine.ref.adapter is not None and lora.engine.ref.path == smollm2_path
+        m, a, b = merged.label_logits(texts), lora.label_logits(texts), base.label_logits(texts)
         assert abs(a - b).max() > 0.5  # the adapter is applied, not just named
-        assert [r["label"] for r in distilled.classify(texts)][:2] == ["negative", "positive"]
+        assert abs(m - a).max() < abs(a - b).max() / 2 and (m.argmax(1) == a.argmax(1)).all()
+        assert [r["label"] for r in merged.classify(texts)][:2] == ["negative", "positive"]
+
+
+# --- issue 16: tasks that say what they do -------------------------------------------------------
+
+NOTES = ["URGENT: the server room is flooding, come now", "Team lunch is on Thursday as usual",
+         "WIN a FREE iPhone!!! Click here to claim your prize", "Please sign the timesheet by Friday"]
+
+
+@pytest.fixture
+def notes(tmp_path):
+    p = tmp_path / "notes.txt"
+    p.write_text("\n".join(NOTES) + "\n")
+    return p
+
+
+def test_label_order_does_not_change_the_answer(run, notes):
+    """The old prompt listed labels in the order given; with the same model, urgent,routine,spam and
+    spam,urgent,routine gave different labels (measured: 30 of 70 labels flipped across orders)."""
+    results = []
+    for order in ("urgent,routine,spam", "spam,urgent,routine"):
+        res = run(str(notes), "--labels", order, "--probs", "-o", "jsonl")
+        assert res.exit_code == 0, res.output
+        rows = [json.loads(x) for x in res.stdout.splitlines()]
+        assert list(rows[0]["probs"]) == order.split(",")  # reported in the order given
+        results.append(rows)
+    for rows in results[1:]:
+        for a, b in zip(results[0], rows):
+            assert a["label"] == b["label"]
+            assert all(abs(a["probs"][k] - b["probs"][k]) < 1e-6 for k in a["probs"])
+
+
+def test_custom_labels_get_a_neutral_instruction_or_the_users(run, notes):
+    from senti_edge.runtime.prompts import build_prefix, get_task
+
+    prefix = "".join(s.text for s in build_prefix(get_task("polarity", ["urgent", "routine", "spam"])))
+    assert prefix.startswith("Classify each text as one of: routine, spam, urgent.") and "sentiment" not in prefix
+    a = run(str(notes), "--labels", "urgent,routine,spam", "--probs")
+    b = run(str(notes), "--labels", "urgent,routine,spam", "--probs", "--instruction", "Sort these office messages.")
+    assert a.exit_code == b.exit_code == 0, b.output
+    assert [json.loads(x)["probs"] for x in a.stdout.splitlines()] != [json.loads(x)["probs"] for x in b.stdout.splitlines()]
+    res = run(str(notes), "-t", "aspects", "--instruction", "x")
+    assert res.exit_code == 1 and "do not apply to the generative task" in res.output
+
+
+def test_stance_has_none_and_target_field_works_alone(run, tmp_path):
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"text": "We must act on climate now", "about": "climate action"}\n'
+                 '{"text": "My cat likes the sofa", "about": "climate action"}\n'
+                 '{"text": "No target here"}\n')
+    res = run(str(p), "-t", "stance", "--target-field", "about", "--probs")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in res.stdout.splitlines()]
+    assert len(rows) == 2 and set(rows[0]["probs"]) == {"against", "favor", "none"}
+    assert "skipped 1 row (1 no stance target)" in res.stderr
+    res = run(str(p), "-t", "stance", "--target-field", "about", "--target", "climate action")
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 3  # --target fills the missing one
+    res = run(str(p), "-t", "stance", "--target-field", "about", "--strict")
+    assert res.exit_code == 1 and res.output.startswith(f"Error: {p}:3: no stance target")
+
+
+def test_explain_is_refused_where_it_does_not_apply(run, reviews):
+    for args, what in [(["-t", "aspects"], "-t aspects"), (["--labels", "a,b"], "-t custom"),
+                       (["-t", "intimacy"], "-t intimacy")]:
+        res = run(str(reviews), "--explain", *args)
+        assert res.exit_code == 1 and res.output.startswith(f"Error: --explain does not apply to {what}"), res.output
+
+
+def test_explain_keeps_whole_sentences_in_the_tasks_terms(run, reviews):
+    res = run(str(reviews), "-o", "jsonl", "--explain", "-t", "emotion")
+    assert res.exit_code == 0, res.output
+    for row in (json.loads(x) for x in res.stdout.splitlines()):
+        assert row["explanation"].rstrip("\"')]").endswith((".", "!", "?")), row["explanation"]
+        assert "overall sentiment" not in row["explanation"].lower()
+
+
+def test_tasks_command_lists_labels_instructions_and_examples():
+    res = CliRunner().invoke(cli, ["tasks"])
+    assert res.exit_code == 0
+    from senti_edge.runtime.prompts import TASKS
+
+    for name in ("polarity", "binary", "emotion", "irony", "stance", "intimacy", "aspects", "custom"):
+        assert f"\n{name}: " in "\n" + res.output
+    assert "labels:      against, favor, none" in res.output
+    assert "instruction: Classify each text as one of:" in res.output
+    assert res.output.count("example:     senti-edge analyze") + res.output.count("| senti-edge analyze") == len(
+        {t.name for t in TASKS.values()}) + 1
+
+
+def test_long_document_chunk_labels_and_no_echo(run, tmp_path):
+    doc = tmp_path / "speech.txt"
+    doc.write_text(("The first half of this speech is full of hope and joy. " * 15 + "\n") +
+                   ("The second half is bitter, angry and full of despair. " * 15 + "\n"))
+    res = run(str(doc), "--document", "--chunk", "--chunk-labels", "--ctx", "256")
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)
+    assert "text" not in row and len(row["chunks"]) >= 2
+    assert all(c["label"] in ("negative", "neutral", "positive") for c in row["chunks"])
+    plain = json.loads(run(str(doc), "--document", "--chunk", "--ctx", "256", "--text").stdout)
+    assert plain["label"] == row["label"] and abs(plain["confidence"] - row["confidence"]) < 1e-6
+    assert plain["text"].endswith("full of despair.")
+    assert run(str(doc), "--chunk-labels").exit_code == 2
+
+
+def test_a_20000_word_document_is_read_to_the_end_through_the_cli(run, tmp_path):
+    """Without --chunk only the context's worth is scored (fast), but the row holds the whole text."""
+    words = [f"w{i}" for i in range(20_000)]
+    doc = tmp_path / "speech.txt"
+    doc.write_text("\n".join(" ".join(words[i:i + 10]) for i in range(0, 20_000, 10)) + "\n")
+    res = run(str(doc), "--document", "--text", "--ctx", "512")
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)
+    assert row["text"].split() == words and len(row["text"]) > 100_000
+    assert "truncated (use --chunk" in res.stderr
+
+
+def test_interrupt_message_says_what_was_written(smollm2_path, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = tmp_path / "big.txt"
+    big.write_text("".join(f"text {i}, fine\n" for i in range(5000)))
+    proc = subprocess.Popen([sys.executable, "-m", "senti_edge", "analyze", str(big), "-m", str(smollm2_path),
+                             "--threads", "1", "-o", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # the first batch is out
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
     finally:
-        distilled.close()
-        base.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    n = 1 + len(rest.splitlines())
+    assert proc.returncode == 130 and json.loads(first)["line"] == 1
+    assert f"Interrupted; {n} complete rows were written." in err, err

@@ -139,3 +139,150 @@ def test_analyze_cap_is_a_one_line_error_before_the_model_loads(tmp_path):
     res = CliRunner().invoke(cli, ["analyze", str(big), "--max-file-mb", "2", "-m", "/no/such/model.gguf"])
     assert res.exit_code == 1 and "model file not found" in res.output  # under the cap: on to the model
     assert "--max-file-mb" in CliRunner().invoke(cli, ["analyze", "--help"]).output
+
+
+# --- issue 16: nothing dropped or changed silently --------------------------------------------
+
+from senti_edge.inputs import Tally  # noqa: E402
+
+
+def test_skipped_and_converted_records_are_counted_by_reason(tmp_path):
+    c = tmp_path / "in.csv"
+    c.write_text("id,text,who\n1,hello,x\n2\n3,,y\n4,fine,z,extra\n")
+    tally = Tally()
+    recs = list(read_texts([str(c)], tally=tally))
+    assert [(r.line, r.text, r.fields) for r in recs] == [(2, "hello", {"id": "1", "who": "x"}),
+                                                           (5, "fine", {"id": "4", "who": "z"})]
+    assert tally.skipped == {"no 'text' field": 1, "empty or null text": 1}
+    j = tmp_path / "in.jsonl"
+    j.write_text('{"text": "ok"}\n{"text": null}\n{"text": ""}\n{"text": 42}\n{"text": ["a", "b"]}\n{"other": 1}\n')
+    tally = Tally()
+    assert texts([str(j)], tally=tally) == [(1, "ok"), (4, "42"), (5, '["a", "b"]')]
+    assert tally.summary() == ("skipped 3 rows (2 empty or null text, 1 no 'text' field); "
+                               "1 number(s) read as text; 1 list/object value(s) read as JSON text")
+
+
+@pytest.mark.parametrize("content,match", [
+    ('{"text": "ok"}\n{"text": null}\n', r"in.jsonl:2: empty or null text; fix the input or drop --strict"),
+    ('{"text": "ok"}\n{"text": 3}\n', r"in.jsonl:2: number\(s\) read as text"),
+    ('{"text": "ok"}\n{"body": "x"}\n', r"in.jsonl:2: no 'text' field"),
+])
+def test_strict_turns_the_first_skip_or_conversion_into_an_error(tmp_path, content, match):
+    p = tmp_path / "in.jsonl"
+    p.write_text(content)
+    with pytest.raises(SentiEdgeError, match=match):
+        list(read_texts([str(p)], tally=Tally(strict=True)))
+
+
+def test_json_array_of_objects_reads_like_jsonl_with_line_numbers(tmp_path):
+    p = tmp_path / "in.json"
+    p.write_text('[\n  {"text": "one", "id": 7},\n\n  {"text": "two"}, {"text": "three"}\n]\n')
+    recs = list(read_texts([str(p)]))
+    assert [(r.line, r.text, r.fields) for r in recs] == [(2, "one", {"id": 7}), (4, "two", {}), (4, "three", {})]
+    p.write_text('{"text": "a"}\n{"text": "b"}\n')  # JSON lines named .json
+    assert texts([str(p)]) == [(1, "a"), (2, "b")]
+    p.write_text('{"text": "solo"}')
+    assert texts([str(p)]) == [(1, "solo")]
+    p.write_text('[{"text": "a"} {"text": "b"}]')
+    with pytest.raises(SentiEdgeError, match=r"in.json:1: not valid JSON \(expected , or \]\)"):
+        list(read_texts([str(p)]))
+    p.write_text('"just a string"')
+    with pytest.raises(SentiEdgeError, match="expected a JSON array of objects"):
+        list(read_texts([str(p)]))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-32-be"])
+def test_utf16_and_utf32_with_a_byte_order_mark_are_decoded(tmp_path, encoding):
+    import codecs
+
+    bom = {"utf-16": b"", "utf-32": b"", "utf-16-be": codecs.BOM_UTF16_BE, "utf-32-be": codecs.BOM_UTF32_BE}[encoding]
+    p = tmp_path / "in.txt"
+    p.write_bytes(bom + "héllo wörld\n\nzweite ✓ Zeile\n".encode(encoding))
+    assert texts([str(p)]) == [(1, "héllo wörld"), (3, "zweite ✓ Zeile")]
+    c = tmp_path / "in.csv"
+    c.write_bytes(bom + "id,body\n1,grüß\n".encode(encoding))
+    assert texts([str(c)], field="body") == [(2, "grüß")]
+    assert texts([str(p)], document=True) == [(1, "héllo wörld\n\nzweite ✓ Zeile")]
+
+
+def test_document_mode_honours_field_on_records(tmp_path):
+    c = tmp_path / "in.csv"
+    c.write_text("id,body\n1,first part\n2,second part\n")
+    assert texts([str(c)], document=True, field="body") == [(1, "first part\nsecond part")]
+    j = tmp_path / "in.jsonl"
+    j.write_text('{"t": "a"}\n{"t": "b"}\n')
+    assert texts([str(j)], document=True, field="t") == [(1, "a\nb")]
+    with pytest.raises(SentiEdgeError, match="no field 'text'"):
+        list(read_texts([str(c)], document=True))
+
+
+def test_a_20000_word_document_is_read_to_the_end(tmp_path):
+    words = [f"w{i}" for i in range(20_000)]
+    p = tmp_path / "speech.txt"
+    p.write_text("\n".join(" ".join(words[i:i + 12]) for i in range(0, len(words), 12)) + "\n")
+    (rec,) = read_texts([str(p)], document=True)
+    assert len(rec.text) > MAX_TEXT_CHARS and rec.text.endswith("w19999") and not rec.clipped
+    assert rec.text.split() == words
+
+
+def test_chunker_covers_a_20000_word_document(tmp_path, smollm2_path):
+    """The chunks --chunk scores cover the whole document (checked without scoring them)."""
+    from senti_edge.runtime.analyzer import Analyzer
+
+    words = " ".join(f"word{i}" for i in range(20_000))
+    with Analyzer(model=str(smollm2_path), n_threads=1, n_ctx=2048, calibrate=False, chunk=True) as az:
+        chunks = az._chunks(words)
+        budget = az._chunk_budget
+        assert len(chunks) >= len(az.engine.tokenize(words)) // budget
+        assert all(len(az.engine.tokenize(c)) <= budget + 2 for c in chunks)
+    assert "".join(chunks).split() == words.split()
+
+
+def test_strict_and_summary_through_the_cli_before_the_model_loads(tmp_path):
+    p = tmp_path / "in.jsonl"
+    p.write_text('{"text": ""}\n{"text": "fine"}\n')
+    res = CliRunner().invoke(cli, ["analyze", str(p), "--strict", "-m", "/no/such/model.gguf"])
+    assert res.exit_code == 1 and res.output == (f"Error: {p}:1: empty or null text; fix the input or drop --strict "
+                                                  "to skip or convert such rows\n")
+    res = CliRunner().invoke(cli, ["analyze", str(p), "-m", "/no/such/model.gguf"])
+    assert res.exit_code == 1 and "model file not found" in res.output  # without --strict: skipped, on to the model
+    p.write_text('{"text": null}\n')
+    res = CliRunner().invoke(cli, ["analyze", str(p), "-m", "/no/such/model.gguf"])
+    assert res.output == f"Error: no texts in {p} (input is empty or blank; skipped 1 row (1 empty or null text))\n"
+
+
+def test_bad_shots_file_is_one_error_line(tmp_path):
+    reviews = tmp_path / "r.txt"
+    reviews.write_text("great\n")
+    for name, content, match in [("s.jsonl", '{"text": "x", "label": "positive"}\n{oops\n', "s.jsonl:2: not valid JSON"),
+                                 ("s.json", "[1, 2", "s.json:1: not valid JSON"),
+                                 ("t.json", "7", "needs `text`"),
+                                 ("u.jsonl", '["x", "positive"]\n', "u.jsonl:1: a demonstration needs")]:
+        shots = tmp_path / name
+        shots.write_text(content)
+        res = CliRunner().invoke(cli, ["analyze", str(reviews), "--shots", str(shots), "-m", "/no/such/model.gguf"])
+        assert res.exit_code == 1 and res.output.startswith("Error: ") and match in res.output, res.output
+        assert "Traceback" not in res.output and res.output.count("\n") == 1
+
+
+def test_any_bytes_as_json_or_with_a_wide_byte_order_mark(tmp_path_factory):
+    """The new readers (.json, UTF-16/32) raise nothing but a one-line SentiEdgeError."""
+    import codecs
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(data=st.binary(max_size=600), bom=st.sampled_from([b"", codecs.BOM_UTF16_LE, codecs.BOM_UTF32_BE]),
+           suffix=st.sampled_from([".json", ".txt", ".csv"]), document=st.booleans(),
+           errors=st.sampled_from(["strict", "replace"]))
+    def check(data, bom, suffix, document, errors):
+        path = tmp_path_factory.mktemp("fuzz") / f"in{suffix}"
+        path.write_bytes(bom + data)
+        try:
+            for rec in read_texts([str(path)], document=document, errors=errors):
+                assert isinstance(rec.text, str) and rec.line >= 1
+        except SentiEdgeError as exc:
+            assert "\n" not in str(exc)
+
+    check()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,10 +16,11 @@ from ..inputs import MAX_FILE_BYTES, MAX_TEXT_CHARS
 from .prompts import TASKS
 
 TASK_NAMES = sorted(TASKS)
+FIRST_BATCH = 8  # texts in the first batch, so the first rows are out within about a second
 
 
 def _friendly(fn):
-    from ..cli import friendly_errors  # late: senti_edge.cli imports this module
+    from ..clitools import friendly_errors
 
     return friendly_errors(fn)
 
@@ -33,101 +36,200 @@ def _count_lines(paths: tuple[str, ...]) -> int | None:
     return total
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_CODES = """\b
+Exit codes: 0 done; 1 bad input or another error (one `Error: ...` line); 2 wrong usage;
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 141 the output pipe closed early."""
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.argument("files", nargs=-1, metavar="[FILE]...")
 @click.option("model", "-m", "--model", envvar="SENTI_EDGE_MODEL", help="Registry name or .gguf path (BASE+ADAPTER.gguf also works). Default: senti-smollm2-135m, the distilled SmolLM2; smollm2-135m is its base.")
 @click.option("--adapter", type=click.Path(dir_okay=False), help="A GGUF LoRA adapter applied to the model at load time.")
-@click.option("-t", "--task", type=click.Choice(TASK_NAMES), default="polarity", show_default=True, help="What to label.")
-@click.option("--labels", help="Comma-separated custom label set (overrides the task's labels).")
-@click.option("--target", help="Stance target, for --task stance.")
-@click.option("--target-field", help="Per-record stance target field in .jsonl/.csv input.")
-@click.option("--shots", type=click.Path(dir_okay=False), help="Few-shot demonstrations: .jsonl with text,label or a TSV of label<TAB>text.")
+@click.option("-t", "--task", type=click.Choice(TASK_NAMES), default="polarity", show_default=True, help="What to label (`senti-edge tasks` lists them).")
+@click.option("--labels", help="Comma-separated custom label set; with a neutral instruction unless --instruction or a task's own labels (in any order).")
+@click.option("--instruction", help="Your own instruction for the model; {labels} is replaced by the label list (appended if absent), {target} by --target.")
+@click.option("--target", help="Stance target, for --task stance (the default for records without --target-field).")
+@click.option("--target-field", help="Per-record stance target field in .jsonl/.json/.csv input.")
+@click.option("--shots", type=click.Path(dir_okay=False), help="Few-shot demonstrations: .jsonl/.json with text,label or a TSV of label<TAB>text.")
 @click.option("--calibrate/--no-calibrate", default=True, show_default=True, help="Divide out the model's label prior, measured on content-free inputs (three extra texts per run).")
-@click.option("--document", is_flag=True, help="Treat each file as one text instead of one text per line.")
-@click.option("--field", help="Text field of .jsonl/.csv input.  [default: text]")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True, help="On invalid UTF-8: stop with the line number, or replace bad bytes and go on.")
-@click.option("--max-file-mb", type=click.IntRange(min=0), default=MAX_FILE_BYTES // 1_000_000, show_default=True, help=f"Refuse an input file larger than this many MB (10^6 bytes) before the model loads (stdin: stop once past it); 0: no limit. Texts are cut at {MAX_TEXT_CHARS:,} characters.")
+@click.option("--document", is_flag=True, help="Treat each file as one text instead of one text per line (for .jsonl/.json/.csv: the --field texts joined); read whole.")
+@click.option("--field", help="Text field of .jsonl/.json/.csv input.  [default: text]")
+@click.option("--strict", is_flag=True, help="Stop with an error at the first record that would be skipped (no text) or converted (a number, a list, a text cut) instead of counting it.")
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True, help="On invalid UTF-8/16/32: stop with the line number, or replace bad bytes and go on.")
+@click.option("--max-file-mb", type=click.IntRange(min=0), default=MAX_FILE_BYTES // 1_000_000, show_default=True, help=f"Refuse an input file larger than this many MB (10^6 bytes) before the model loads (stdin: stop once past it); 0: no limit. Line-per-text texts are cut at {MAX_TEXT_CHARS:,} characters.")
 @click.option("--chunk", is_flag=True, help="Split texts longer than the context and pool their scores (default: truncate with a warning).")
+@click.option("--chunk-labels", is_flag=True, help="With --chunk: also report each chunk's label and confidence (`chunks`).")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads.  [default: free cores]")
 @click.option("--ctx", "n_ctx", type=click.IntRange(256, 131072), default=4096, show_default=True, help="Context window in tokens.")
-@click.option("-o", "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), help="Output format.  [default: table on a terminal, jsonl otherwise]")
-@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE (atomically) instead of stdout.")
+@click.option("-o", "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), help="Output format. CSV cells starting with = + - @ (or tab, CR) get a leading ' so spreadsheets do not run them as formulas; the table shows control characters as \\x.. escapes.  [default: from the --output extension (.csv .json .jsonl .txt), else table on a terminal, jsonl otherwise]")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE (atomically, when the run completes) instead of stdout; its directory must exist and it must not be an input.")
 @click.option("--probs", is_flag=True, help="Include the full label distribution.")
-@click.option("--explain", is_flag=True, help="Also write the model's short analysis of each text (generated, about 0.6 s a text on one thread; best with the distilled default model).")
+@click.option("--text/--no-text", "with_text", default=None, help="Repeat each text in the output.  [default: yes, but no for --document]")
+@click.option("--keep-fields", default="all", show_default=True, help="Input fields of .jsonl/.json/.csv records to copy into each row: all, none, or a comma list (a name taken by a result column becomes input_<name>).")
+@click.option("--explain", is_flag=True, help="Also write the model's short analysis of each text (generated, about 0.6 s a text on one thread; best with the distilled default model). For polarity, binary, emotion, irony and stance.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @_friendly
-def analyze(files, model, adapter, task, labels, target, target_field, shots, calibrate, document, field,
-            errors, max_file_mb, chunk, threads, n_ctx, fmt, output, probs, explain, quiet):
+def analyze(files, model, adapter, task, labels, instruction, target, target_field, shots, calibrate, document, field,
+            strict, errors, max_file_mb, chunk, chunk_labels, threads, n_ctx, fmt, output, probs, with_text,
+            keep_fields, explain, quiet):
     """Label texts with sentiment, offline, with a calibrated confidence.
 
-    Reads FILE(s), one text per line (blank lines skipped, line numbers kept), or stdin
-    when FILE is - or input is piped.
+    Reads FILE(s), one text per line (blank lines skipped, line numbers kept), .jsonl/.json/.csv
+    records (their --field), or stdin when FILE is - or input is piped.
+
+    \b
+    Output columns: id (source:line), source, line, text, label, confidence,
+    probs (--probs; p_<label> in CSV), explanation (--explain), chunks (--chunk-labels);
+    aspects and complete for -t aspects; then the input record's own fields.
 
     \b
     Examples:
         senti-edge analyze reviews.txt
         cat tweets.txt | senti-edge analyze -t emotion -o jsonl
-        senti-edge analyze posts.csv --field body --probs -o csv --output labels.csv
-        senti-edge analyze speech.txt --document --chunk
+        senti-edge analyze posts.csv --field body --probs --output labels.csv
+        senti-edge analyze speech.txt --document --chunk --chunk-labels
         senti-edge analyze tweets.txt -t stance --target "climate action"
         senti-edge analyze notes.txt --labels urgent,routine,spam
         senti-edge analyze reviews.txt -t aspects -o json
         senti-edge analyze reviews.txt --explain
     """
-    from ..errors import SentiEdgeError
-    from ..inputs import read_texts
-    from ..jsonl import atomic_open
-    from ..output import RowWriter
-    from .analyzer import Analyzer
+    from ..inputs import Tally, read_texts
+    from ..output import format_for
 
     if not files:
         if sys.stdin.isatty():
             raise click.UsageError("give one or more files, or pipe text in (FILE - reads stdin)")
         files = ("-",)
-    label_list = tuple(x for x in labels.split(",")) if labels else None
-    records = read_texts(files, document=document, field=field, target_field=target_field, errors=errors,
-                         max_file_bytes=max_file_mb * 1_000_000)
+    if chunk_labels and (not chunk or task == "aspects"):
+        raise click.UsageError("--chunk-labels needs --chunk and a label task (not -t aspects)")
+    the_task = _check_task(task, labels, instruction, target, target_field, explain)
+    _check_output(output, files)
+    tally = Tally(strict)
+    records = read_texts(files, document=document, field=field, target_field=target_field, target=target,
+                         errors=errors, max_file_bytes=max_file_mb * 1_000_000, tally=tally)
+    if the_task.needs_target and not target:
+        records = _with_targets(records, tally)
     first = next(records, None)  # fail on bad input before loading the model
     if first is None:
-        raise SentiEdgeError(f"no texts in {', '.join(files)} (input is empty or blank)")
+        raise click.ClickException(f"no texts in {', '.join(files)} (input is empty or blank"
+                                   + (f"; {tally.summary()})" if tally.summary() else ")"))
+    keep = None if keep_fields == "all" else () if keep_fields == "none" else tuple(
+        k.strip() for k in keep_fields.split(",") if k.strip())
+    fmt = format_for(output, fmt, sys.stdout.isatty())
+    _run(itertools.chain([first], records), files, tally, the_task, fmt, output, quiet, document, chunk_labels,
+         row_options={"text": (not document) if with_text is None else with_text, "keep": keep,
+                      "labels": the_task.labels},
+         analyzer_options={"model": model, "adapter": adapter, "task": task, "labels": the_task.labels if labels else None,
+                           "instruction": instruction, "target": target, "shots": shots, "calibrate": calibrate,
+                           "chunk": chunk, "n_threads": threads, "n_ctx": n_ctx, "explain": explain},
+         probs=probs)
 
-    az = Analyzer(model=model, adapter=adapter, task=task, labels=label_list, target=target, shots=shots,
-                  calibrate=calibrate, chunk=chunk, n_threads=threads, n_ctx=n_ctx, explain=explain)
-    fmt = fmt or ("table" if (output is None and sys.stdout.isatty()) else "jsonl")
+
+def _check_task(task, labels, instruction, target, target_field, explain):
+    """The task as the Analyzer will build it, checked before the model loads."""
+    from ..errors import SentiEdgeError
+    from .prompts import explain_focus, get_task
+
+    the_task = get_task(task, labels.split(",") if labels else None, instruction)
+    if the_task.needs_target and not (target or target_field):
+        raise SentiEdgeError(f"task {the_task.name!r} needs --target or --target-field (what the stance is towards)")
+    if (target or target_field) and not the_task.needs_target and "{target}" not in (instruction or ""):
+        raise click.UsageError(f"--target and --target-field apply to -t stance (or an --instruction with {{target}})")
+    if explain:
+        explain_focus(the_task)
+    return the_task
+
+
+def _check_output(output, files) -> None:
+    """--output must go to an existing directory and must not replace an input file."""
+    from ..errors import SentiEdgeError
+
+    if not output:
+        return
+    out = Path(output)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise SentiEdgeError(f"--output {output}: directory {parent} does not exist; create it first")
+    for f in files:
+        if f != "-" and out.exists() and Path(f).exists() and os.path.samefile(f, out):
+            raise SentiEdgeError(f"--output {output} is the input file {f}; write the results to another file")
+
+
+def _with_targets(records, tally):
+    """Stance records without a --target-field value (and no --target to fall back on) are skipped and counted."""
+    for rec in records:
+        if rec.target:
+            yield rec
+        else:
+            tally.skip(rec.id, "no stance target")
+
+
+def _batches(records, first: int = FIRST_BATCH, size: int = 64):
+    """Records in lists: a small first one, so the first rows arrive within a second, then `size`."""
+    batch: list = []
+    limit = first
+    for rec in records:
+        batch.append(rec)
+        if len(batch) >= limit:
+            yield batch
+            batch, limit = [], size
+    if batch:
+        yield batch
+
+
+def _run(records, files, tally, the_task, fmt, output, quiet, document, chunk_labels, *, row_options,
+         analyzer_options, probs) -> None:
+    """Load the model, label the records batch by batch, write and flush each batch, then summarise."""
+    from tqdm import tqdm
+
+    from ..clitools import interrupt_note
+    from ..jsonl import atomic_open
+    from ..output import RowWriter, make_row
+    from .analyzer import BATCH, Analyzer
+
     show_bar = not quiet and sys.stderr.isatty()
     total = _count_lines(files) if show_bar and not document else None
     counts: collections.Counter = collections.Counter()
-    clipped = 0
     t0 = time.perf_counter()
-    from tqdm import tqdm
+    bar = tqdm(total=total, unit="text", disable=not show_bar, leave=False, file=sys.stderr, mininterval=0.5, delay=1.0)
+    to_tty = fmt == "table" and output is None and show_bar
+    writer = None
 
-    bar = tqdm(total=total, unit="text", disable=not show_bar, leave=False, file=sys.stderr,
-               mininterval=0.5, delay=1.0)
+    def kept() -> str:
+        if output:
+            return f"nothing was written ({output} {'is unchanged' if Path(output).exists() else 'was not created'})"
+        n = writer.n if writer else 0
+        return "no rows were written" if not n else f"{n} complete row{'s' * (n != 1)} were written" + (
+            " (the JSON array is not closed)" if fmt == "json" else "")
 
-    def records_all():
-        yield first
-        yield from records
-
-    with (atomic_open(output) if output else contextlib.nullcontext(sys.stdout)) as fh:
-        writer = RowWriter(fh, fmt, probs=probs)
-        for rec, res in az.stream(records_all(), on_done=bar.update):
-            clipped += rec.clipped
-            row = {"id": rec.id, "source": rec.source, "line": rec.line, "text": rec.text, **res}
-            counts.update([res["label"]] if "label" in res else [f"{len(res['aspects'])} tuples"])
-            writer.write(row)
+    with interrupt_note(kept), contextlib.closing(Analyzer(**analyzer_options)) as az, \
+            (atomic_open(output) if output else contextlib.nullcontext(sys.stdout)) as fh:
+        writer = RowWriter(fh, fmt, probs=probs, labels=the_task.labels if not the_task.generative else ())
+        for batch in _batches(records, size=BATCH):
+            if chunk_labels:
+                results = [az.classify_chunks(rec.text, rec.target) for rec in batch]
+                bar.update(len(batch))
+            else:
+                results = [res for _, res in az.stream(batch, on_done=bar.update)]
+            rows = [make_row(rec, res, **row_options) for rec, res in zip(batch, results)]
+            counts.update(r["label"] if "label" in r else f"{len(r['aspects'])} tuples" for r in rows)
+            with tqdm.external_write_mode(file=sys.stdout) if to_tty else contextlib.nullcontext():
+                writer.write_batch(rows)
         writer.close()
+        truncated = az.engine.stats.truncated
     bar.close()
-    az.close()
-    n = sum(counts.values())
-    dt = time.perf_counter() - t0
-    truncated = az.engine.stats.truncated
-    if truncated and not quiet:
-        click.echo(f"warning: {truncated} text(s) were longer than the {n_ctx}-token context and were truncated "
-                   "(use --chunk to split and pool them)", err=True)
-    if not quiet:
-        dist = ", ".join(f"{k} {v}" for k, v in counts.most_common())
-        more = f"; {clipped} cut at {MAX_TEXT_CHARS:,} characters" if clipped else ""
-        click.echo(f"{n} texts in {dt:.1f} s ({n / dt:.1f} texts/s): {dist}{more}", err=True)
+    if quiet:
+        return
+    if truncated:
+        click.echo(f"warning: {truncated} text(s) were longer than the {analyzer_options['n_ctx']}-token context and "
+                   "were truncated (use --chunk to split and pool them)", err=True)
+    if writer.unknown:
+        click.echo(f"warning: fields {', '.join(sorted(writer.unknown))} first appear after the CSV header was "
+                   "written and are not in the CSV; use -o jsonl, or --keep-fields", err=True)
+    n, dt = sum(counts.values()), time.perf_counter() - t0
+    dist = ", ".join(f"{k} {v}" for k, v in counts.most_common())
+    more = f"; {tally.summary()}" if tally.summary() else ""
+    click.echo(f"{n} texts in {dt:.1f} s ({n / dt:.1f} texts/s): {dist}{more}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -189,4 +291,6 @@ def models_path(name):
     click.echo(str(resolve(name).path))
 
 
-COMMANDS = [analyze, models]
+from .doctor import doctor  # noqa: E402  (its heavy imports are inside)
+
+COMMANDS = [analyze, models, doctor]

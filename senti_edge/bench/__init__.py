@@ -2,7 +2,9 @@
 
 `run_bench(BenchConfig(...))` runs the cells and writes the reports; `senti-edge bench` is its
 command line (`senti_edge.bench.cli`). Modules: `datasets` (the 12 sets and loading), `formats`
-(tuple answers: prompt, parser, grammar), `metrics`, `baselines`, `runner`, `report`, `plots`.
+(tuple answers: prompt, parser, grammar), `protocols` (shipped: what `analyze` does; paper:
+k-shot), `baselines` (majority, VADER, TF-IDF and MiniLM classifiers), `injection` (robustness),
+`metrics` (with bootstrap intervals), `cells` (paths and the cache key), `runner`, `report`, `plots`.
 Names are imported on first use, so importing the CLI stays fast.
 """
 

@@ -3,10 +3,12 @@
 `python -m senti_edge.bench.compare results/run --teacher qwen2.5-coder-1.5b --base senti-smollm2-135m=smollm2-135m`
 
 Reads a bench directory's results.json and cells and prints the model card's summary: the mean
-macro-F1 over the classification sets (with its spread over seeds), the gain over the base,
+macro-F1 over the classification sets (with its spread over seeds and its 95% bootstrap
+interval), the gain over the base,
 the share of the teacher's score, the polarity sets where VADER is the bar, the fine-grained
 micro-F1 and format errors, the file size and examples/s on the classification cells against
-the teacher's. Every figure comes from the cells, so the README's table is this command's output.
+the teacher's, and the robustness columns (distractor / injection flip rates). Every figure
+comes from the cells, so the README's table is this command's output.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from ..errors import SentiEdgeError
 from .metrics import mean_or_none, spread
-from .report import pct
+from .report import ci_text, pct
 
 POLARITY = ("sst2", "yelp2", "twitter")
 
@@ -38,7 +40,8 @@ def model_rows(results: dict) -> list[dict]:
         eval_s = sum(c["cost"]["eval_s"] for c in cls_cells)
         rows.append({
             "id": m["id"], "label": m["label"], "kind": m["kind"], "seeds": seeds,
-            "cls": spread(per_seed),
+            "cls": spread(per_seed), "cls_ci95": (m.get("averages_ci95") or {}).get("classification"),
+            "robustness": m.get("robustness"),
             "polarity": {d: m["scores"][d]["mean"] if d in m["scores"] else None for d in POLARITY},
             "fine_micro_f1": mean_or_none(m["scores"][d]["mean"] if d in m["scores"] else None for d in fine) if fine else None,
             "format_error_rate": m.get("format_error_rate"),
@@ -69,12 +72,12 @@ def compare(results: dict, teacher: str | None, bases: dict[str, str]) -> list[d
 
 def markdown(rows: list[dict]) -> str:
     head = ["model", "cls avg", "vs base", "share of teacher", "sst2 / yelp2 / twitter", "fine-grained micro-F1",
-            "format errors %", "size MB", "cls examples/s", "x teacher speed"]
+            "format errors %", "size MB", "cls examples/s", "x teacher speed", "distractor / injection flips %"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([
             r["label"],
-            pct(r["cls"]["mean"], r["cls"]["std"]),
+            pct(r["cls"]["mean"], r["cls"]["std"]) + ci_text(r.get("cls_ci95")),
             "-" if r["vs_base"] is None else f"{100 * r['vs_base']:+.1f}",
             pct(r["share_of_teacher"]) + ("%" if r["share_of_teacher"] is not None else ""),
             " / ".join(pct(v) for v in r["polarity"].values()),
@@ -83,6 +86,8 @@ def markdown(rows: list[dict]) -> str:
             "-" if r["size_mb"] is None else f"{r['size_mb']:.1f}",
             "-" if r["cls_examples_per_s"] is None else f"{r['cls_examples_per_s']:.2f}",
             "-" if r["speed_vs_teacher"] is None else f"{r['speed_vs_teacher']:.1f}",
+            "-" if not r.get("robustness") else
+            f"{pct(r['robustness']['distractor_flip_rate'])} / {pct(r['robustness']['injection_flip_rate'])}",
         ]) + " |")
     return "\n".join(lines)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
 from ..errors import SentiEdgeError
+from ..runtime.prompts import Task, get_task
 from .formats import clean_tuple
 
 CATEGORIES: dict[str, str] = {
@@ -40,25 +41,46 @@ class Item(NamedTuple):
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """Dataset-specific facts only: where the files are, the gold label order, the tuple fields.
+
+    A classification set names the runtime task it measures (`task`, a key of
+    `runtime.prompts.TASKS`); its instruction is read from that table when asked for, so
+    `bench`, `analyze` and `distill` prompt with one text. A fine-grained set keeps its own
+    tuple instruction (the dataset's tuple shape is a dataset fact) and says how the runtime's
+    `aspects` objects map onto its tuples (`aspect_keys`, None for a field the runtime lacks).
+    """
+
     name: str
     category: str
     dir: str
-    labels: tuple[str, ...]
-    instruction: str
+    labels: tuple[str, ...]  # gold labels, in the dataset's order
+    task: str  # runtime task: classification sets score it; fine-grained sets extract with "aspects"
     kind: str = "classification"  # or "tuples"
     fields: tuple[str, ...] = ()  # tuple fields, for kind == "tuples"
-    needs_target: bool = False
+    tuple_instruction: str = ""  # kind == "tuples": the bench's own prompt for this tuple shape
+    aspect_keys: tuple[str | None, ...] = ()  # kind == "tuples": runtime `aspects` key per field
     polarity: bool = False  # a plain polarity set: VADER applies
 
     @property
     def generative(self) -> bool:
         return self.kind == "tuples"
 
+    @property
+    def runtime_task(self) -> Task:
+        return get_task(self.task)
+
+    @property
+    def instruction(self) -> str:
+        return self.tuple_instruction if self.generative else self.runtime_task.instruction
+
+    @property
+    def needs_target(self) -> bool:
+        return self.runtime_task.needs_target
+
     def path(self, data_dir: str | Path, split: str) -> Path:
         return Path(data_dir) / self.dir / f"{split}.json"
 
 
-_CLS = "Classify the {what} of each sentence as one of: {labels}."
 _POL = ("negative", "neutral", "positive")
 
 
@@ -68,41 +90,45 @@ def _tuple_instruction(what: str, fields: Sequence[str], extra: str = "") -> str
             "{labels}." + (" " + extra if extra else "") + " Answer [] if there is none.")
 
 
+def _tuples(name: str, dir: str, labels, what: str, fields, keys, extra: str) -> DatasetSpec:
+    return DatasetSpec(name, "fine-grained", dir, labels, "aspects", kind="tuples", fields=fields,
+                       tuple_instruction=_tuple_instruction(what, fields, extra), aspect_keys=keys)
+
+
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
-    DatasetSpec("imdb", "basic", "sc/imdb", ("negative", "positive"), _CLS.format(what="sentiment", labels="{labels}"),
-                polarity=True),
-    DatasetSpec("yelp2", "basic", "sc/yelp2", ("negative", "positive"), _CLS.format(what="sentiment", labels="{labels}"),
-                polarity=True),
-    DatasetSpec("sst2", "basic", "sc/sst2", ("negative", "positive"), _CLS.format(what="sentiment", labels="{labels}"),
-                polarity=True),
-    DatasetSpec("twitter", "basic", "sc/twitter", ("negative", "positive", "neutral"),
-                _CLS.format(what="sentiment", labels="{labels}"), polarity=True),
-    DatasetSpec("irony18", "multifaceted", "multifaced/irony18", ("non-irony", "irony"),
-                "Decide whether each sentence is ironic. Answer with one of: {labels}."),
-    DatasetSpec("tweeteval", "multifaceted", "multifaced/tweeteval", ("anger", "joy", "sadness", "optimism"),
-                _CLS.format(what="emotion expressed", labels="{labels}")),
-    DatasetSpec("pstance", "multifaceted", "multifaced/pstance", ("against", "favor"),
-                "Classify the stance of each sentence towards its target as one of: {labels}.", needs_target=True),
+    DatasetSpec("imdb", "basic", "sc/imdb", ("negative", "positive"), "binary", polarity=True),
+    DatasetSpec("yelp2", "basic", "sc/yelp2", ("negative", "positive"), "binary", polarity=True),
+    DatasetSpec("sst2", "basic", "sc/sst2", ("negative", "positive"), "binary", polarity=True),
+    DatasetSpec("twitter", "basic", "sc/twitter", ("negative", "positive", "neutral"), "polarity", polarity=True),
+    DatasetSpec("irony18", "multifaceted", "multifaced/irony18", ("non-irony", "irony"), "irony"),
+    DatasetSpec("tweeteval", "multifaceted", "multifaced/tweeteval", ("anger", "joy", "sadness", "optimism"), "emotion"),
+    DatasetSpec("pstance", "multifaceted", "multifaced/pstance", ("against", "favor"), "stance"),
     DatasetSpec("intimacy", "multifaceted", "multifaced/intimacy",
-                ("not intimate", "moderately intimate", "highly intimate"),
-                "Rate how intimate each sentence is, as one of: {labels}."),
-    DatasetSpec("atsa_rest16", "fine-grained", "absa/atsa_rest16", _POL,
-                _tuple_instruction("aspect term and its sentiment", ("aspect", "polarity"),
-                                   "Only aspect terms that appear in the sentence."),
-                kind="tuples", fields=("aspect", "polarity")),
-    DatasetSpec("acsa_rest16", "fine-grained", "absa/acsa_rest16", _POL,
-                _tuple_instruction("aspect category and its sentiment", ("category", "polarity"),
-                                   'Categories are lower-case "entity attribute", such as "food quality".'),
-                kind="tuples", fields=("category", "polarity")),
-    DatasetSpec("asqp_rest16", "fine-grained", "absa/asqp_rest16", _POL,
-                _tuple_instruction("opinion quad", ("category", "aspect", "opinion", "polarity"),
-                                   'Write "NULL" for an aspect that is not named.'),
-                kind="tuples", fields=("category", "aspect", "opinion", "polarity")),
-    DatasetSpec("opener", "fine-grained", "absa/opener", ("positive", "negative", "neutral"),
-                _tuple_instruction("opinion", ("holder", "target", "expression", "polarity"),
-                                   'Write "NULL" for a holder or target that is not named.'),
-                kind="tuples", fields=("holder", "target", "expression", "polarity")),
+                ("not intimate", "moderately intimate", "highly intimate"), "intimacy"),
+    _tuples("atsa_rest16", "absa/atsa_rest16", _POL, "aspect term and its sentiment", ("aspect", "polarity"),
+            ("aspect", "polarity"), "Only aspect terms that appear in the sentence."),
+    _tuples("acsa_rest16", "absa/acsa_rest16", _POL, "aspect category and its sentiment", ("category", "polarity"),
+            ("category", "polarity"), 'Categories are lower-case "entity attribute", such as "food quality".'),
+    _tuples("asqp_rest16", "absa/asqp_rest16", _POL, "opinion quad", ("category", "aspect", "opinion", "polarity"),
+            ("category", "aspect", "opinion", "polarity"), 'Write "NULL" for an aspect that is not named.'),
+    # the runtime's aspects objects have no holder: under `shipped` every holder is NULL
+    _tuples("opener", "absa/opener", ("positive", "negative", "neutral"), "opinion",
+            ("holder", "target", "expression", "polarity"), (None, "aspect", "opinion", "polarity"),
+            'Write "NULL" for a holder or target that is not named.'),
 )}
+
+
+def from_aspects(spec: DatasetSpec, objects: Sequence[dict]) -> list[tuple[str, ...]]:
+    """The runtime `aspects` objects as this dataset's tuples (the `shipped` protocol's answer).
+
+    A field the runtime does not produce is NULL; on atsa_rest16 an object without an aspect
+    term is dropped, as the gold drops implicit aspects."""
+    out = []
+    for obj in objects:
+        if spec.name == "atsa_rest16" and clean_tuple((obj.get("aspect"), "x"))[0] == "NULL":
+            continue
+        out.append(clean_tuple(obj.get(k) if k else None for k in spec.aspect_keys))
+    return out
 
 
 def select_datasets(spec: str | Sequence[str] | None) -> list[DatasetSpec]:

@@ -1,4 +1,5 @@
-"""Scores: macro-F1 and accuracy for labels (scikit-learn), micro-F1 over exact tuples, averages.
+"""Scores: macro-F1 and accuracy for labels (scikit-learn), micro-F1 over exact tuples, averages,
+and bootstrap confidence intervals for all of them.
 
 Every score is a fraction in [0, 1]; tables multiply by 100. Tuple matching is exact after
 `formats.norm_tuple` (case and whitespace do not count), and each sentence's gold and predicted
@@ -12,18 +13,30 @@ import math
 import statistics
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
+
 from .formats import norm_tuple
 
 
-def classification_scores(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
-    """Macro-F1 over the labels present in gold or predictions (scikit-learn's default), and accuracy."""
+def present_labels(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] | None) -> list[str] | None:
+    """The labels macro-F1 averages over: those present in gold or predictions (scikit-learn's
+    default), kept to `labels` when given, so a prediction outside the dataset's labels (the
+    runtime's stance `none` on P-Stance) only counts as a miss of its gold label."""
+    if labels is None:
+        return None
+    seen = set(gold) | set(pred)
+    return [lab for lab in labels if lab in seen]
+
+
+def classification_scores(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] | None = None) -> dict[str, float]:
+    """Macro-F1 over the labels present in gold or predictions (within `labels`), and accuracy."""
     from sklearn.metrics import accuracy_score, f1_score
 
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
     if not gold:
         return {"macro_f1": 0.0, "accuracy": 0.0, "score": 0.0}
-    f1 = float(f1_score(gold, pred, average="macro", zero_division=0))
+    f1 = float(f1_score(gold, pred, labels=present_labels(gold, pred, labels), average="macro", zero_division=0))
     return {"macro_f1": f1, "accuracy": float(accuracy_score(gold, pred)), "score": f1}
 
 
@@ -83,3 +96,74 @@ def category_averages(scores: Mapping[str, float | None], categories: Mapping[st
     out["classification"] = mean_or_none(scores.get(d) for d, c in categories.items() if c != "fine-grained")
     out["overall"] = mean_or_none(scores.get(d) for d in categories)
     return out
+
+
+# -- bootstrap -----------------------------------------------------------------------------------
+
+BOOT_REPS = 1000
+BOOT_SEED = 0
+
+
+def resample(n: int, reps: int = BOOT_REPS, seed: int = BOOT_SEED) -> np.ndarray:
+    """Bootstrap item indices, (reps, n). The same for every model on a dataset of n items, so
+    two models' replicates are paired (the same resampled items) and can be averaged across sets."""
+    return np.random.default_rng(seed).integers(0, n, size=(reps, n))
+
+
+def bootstrap_classification(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str],
+                             idx: np.ndarray | None = None) -> np.ndarray:
+    """Macro-F1 of each bootstrap resample, as `classification_scores` computes it (vectorised)."""
+    vocab = {lab: i for i, lab in enumerate(labels)}
+    k = len(labels) + 1  # the last code: a prediction outside the dataset's labels
+    g = np.array([vocab[x] for x in gold])
+    p = np.array([vocab.get(x, k - 1) for x in pred])
+    idx = resample(len(g)) if idx is None else idx
+    reps = idx.shape[0]
+    codes = (np.arange(reps)[:, None] * k * k + g[idx] * k + p[idx]).ravel()
+    conf = np.bincount(codes, minlength=reps * k * k).reshape(reps, k, k)[:, :-1, :-1].astype(float)
+    tp = np.einsum("rii->ri", conf)
+    gold_n = conf.sum(axis=2) + _outside(g, p, idx, k)  # gold count includes items predicted outside
+    pred_n = conf.sum(axis=1)
+    present = (gold_n + pred_n) > 0
+    denom = gold_n + pred_n
+    f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
+    return (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+
+
+def _outside(g: np.ndarray, p: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
+    """Per resample and gold label: items whose prediction lies outside the dataset's labels."""
+    out = np.zeros((idx.shape[0], k - 1))
+    miss = p[idx] == k - 1
+    if miss.any():
+        for lab in range(k - 1):
+            out[:, lab] = (miss & (g[idx] == lab)).sum(axis=1)
+    return out
+
+
+def bootstrap_tuples(gold: Sequence[Iterable[Sequence[str]]], pred: Sequence[Iterable[Sequence[str]] | None],
+                     idx: np.ndarray | None = None) -> np.ndarray:
+    """Micro-F1 over exact tuples of each bootstrap resample of sentences (`tuple_scores`' rules)."""
+    counts = np.array([(len(gs := {norm_tuple(t) for t in g}), len(ps := {norm_tuple(t) for t in (p or ())}),
+                        len(gs & ps)) for g, p in zip(gold, pred)], dtype=float).reshape(-1, 3)
+    idx = resample(len(counts)) if idx is None else idx
+    n_gold, n_pred, n_hit = (counts[idx][..., j].sum(axis=1) for j in range(3))
+    prec = np.divide(n_hit, n_pred, out=np.zeros_like(n_hit), where=n_pred > 0)
+    rec = np.divide(n_hit, n_gold, out=np.zeros_like(n_hit), where=n_gold > 0)
+    f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(prec), where=(prec + rec) > 0)
+    return np.where((n_gold == 0) & (n_pred == 0), 1.0, f1)
+
+
+def ci95(replicates: Sequence[float] | np.ndarray) -> list[float] | None:
+    """The 2.5th and 97.5th percentiles of bootstrap replicates (a percentile interval)."""
+    r = np.asarray(replicates, dtype=float)
+    if not r.size:
+        return None
+    lo, hi = np.percentile(r, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def mean_replicates(arrays: Sequence[Sequence[float] | None]) -> np.ndarray | None:
+    """Replicates of a mean over datasets (or seeds): the element-wise mean; None if any is missing."""
+    if not arrays or any(a is None for a in arrays):
+        return None
+    return np.mean([np.asarray(a, dtype=float) for a in arrays], axis=0)

@@ -26,7 +26,8 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def plot_tradeoffs(models: Sequence[dict], out_dir: Path) -> list[str]:
-    """Write the plots for models with an overall score and a positive cost; return the file names."""
+    """Write the plots for models with a classification average and a positive cost (so the
+    trained baselines, which have no fine-grained scores, stand on the same axes); return the file names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,7 +37,7 @@ def plot_tradeoffs(models: Sequence[dict], out_dir: Path) -> list[str]:
     for fname, (key, xlabel) in PLOTS.items():
         pts, labels = [], []
         for m in models:
-            q, x = m["averages"].get("overall"), m["cost"].get(key)
+            q, x = m["averages"].get("classification"), m["cost"].get(key)
             if q is None or not x or x <= 0:
                 continue
             pts.append((x / 1e6 if key == "size_bytes" else x, 100 * q))
@@ -53,9 +54,9 @@ def plot_tradeoffs(models: Sequence[dict], out_dir: Path) -> list[str]:
             ax.set_xscale("log")
             ax.legend(loc="lower right")
         else:
-            ax.text(0.5, 0.5, "no model with an overall score and a cost", ha="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no model with a classification average and a cost", ha="center", transform=ax.transAxes)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("overall score x100 (mean of datasets)")
+        ax.set_ylabel("classification average x100 (macro-F1)")
         ax.set_title("SentiBench: quality against " + ("latency" if key.startswith("ms") else "size"))
         ax.grid(True, alpha=0.3)
         fig.tight_layout()

@@ -1,10 +1,11 @@
-"""Merge cell files into results.json, a Markdown table (results.md) and the trade-off plots.
+"""Merge cell files into results.json, a Markdown report (results.md) and the trade-off plots.
 
-Only cells that match the run's settings, models, datasets and seeds are merged, so an output
-directory can hold older cells without mixing them in. Per model: each dataset's score as mean
-and spread over seeds, category and overall averages (`metrics.category_averages`), the
-format-error rate of the fine-grained sets, and the cost (size on disk, load time, peak RSS,
-prompt tokens, examples/s over all cells, median ms per example over all items).
+Only cells whose cache key matches the run's (same files, protocol and settings) are merged, so
+an output directory can hold older cells without mixing them in. Per model: each dataset's score
+(mean over seeds, spread, and a 95% bootstrap interval), category and overall averages with
+their own intervals (the mean of the datasets' paired bootstrap replicates), the format-error
+rate of the fine-grained sets, the robustness columns, and the cost (size on disk, fit time for
+trained baselines, load time, peak RSS, examples/s over all cells, median ms per example).
 """
 
 from __future__ import annotations
@@ -16,41 +17,42 @@ from typing import Sequence
 
 from ..jsonl import write_json
 from .datasets import CATEGORIES, DATASETS, select_datasets
-from .metrics import category_averages, spread
+from .metrics import category_averages, ci95, mean_replicates, spread
 
 DEMO_MODE_TEXT = {
     "fixed": "fixed (one demonstration draw per dataset and seed, evaluated once as a cached prefix)",
     "per-example": "per-example (fresh demonstrations for every test item, the paper's protocol)",
 }
+PROTOCOL_TEXT = {
+    "shipped": ("**shipped**: what `senti-edge analyze` does by default (zero-shot prompt from the runtime's task "
+                "table, contextual calibration, the model's registry files; P-Stance with one Analyzer per target; "
+                "the fine-grained sets through the `aspects` task mapped onto each dataset's tuples)"),
+    "paper": "**paper**: {shots}-shot prompts, raw arg-max over the dataset's label words, no calibration",
+}
 
 
-def load_cells(out_dir: Path, cfg, model_ids: Sequence[tuple[str, str, str]]) -> list[dict]:
-    """The cell files of this run, predictions included."""
-    from .runner import cell_path
+def load_cells(units) -> list[dict]:
+    """The current cell files of the planned units (stale or missing cells left out)."""
+    from .cells import read_cell
 
-    settings = cfg.settings()
-    cells = []
-    for _, _, uid in model_ids:
-        for d in select_datasets(cfg.datasets):
-            for seed in cfg.seeds:
-                path = cell_path(out_dir, uid, d.name, seed)
-                if not path.exists():
-                    continue
-                with open(path, encoding="utf-8") as fh:
-                    cell = json.load(fh)
-                if cell.get("settings") == settings:
-                    cells.append(cell)
-    return cells
+    return [cell for u in units for c in u.cells if (cell := read_cell(c.path, c.key)) is not None]
+
+
+def ci_text(ci) -> str:
+    return f" ({100 * ci[0]:.1f}–{100 * ci[1]:.1f})" if ci else ""
 
 
 def summarize_model(uid: str, name: str, kind: str, cells: list[dict], datasets: Sequence[str]) -> dict:
-    """Scores and cost of one model from its cells."""
-    scores, extra = {}, {}
+    """Scores with intervals, robustness and cost of one model from its cells."""
+    robust = next((c for c in cells if c["dataset"] == "robustness"), None)
+    cells = [c for c in cells if c["dataset"] != "robustness"]
+    scores, extra, reps = {}, {}, {}
     for d in datasets:
         mine = [c for c in cells if c["dataset"] == d]
         if not mine:
             continue
-        scores[d] = spread([c["metrics"]["score"] for c in mine])
+        reps[d] = mean_replicates([c["metrics"].get("bootstrap") for c in mine])
+        scores[d] = {**spread([c["metrics"]["score"] for c in mine]), "ci95": ci95(reps[d]) if reps[d] is not None else None}
         m = mine[0]["metrics"]
         if "accuracy" in m:
             extra[d] = {"accuracy": spread([c["metrics"]["accuracy"] for c in mine])["mean"]}
@@ -60,22 +62,34 @@ def summarize_model(uid: str, name: str, kind: str, cells: list[dict], datasets:
                         "recall": spread([c["metrics"]["recall"] for c in mine])["mean"]}
     cats = {d: DATASETS[d].category for d in datasets}
     averages = category_averages({d: s["mean"] for d, s in scores.items()}, cats)
+    groups = {cat: [d for d in datasets if cats[d] == cat] for cat in dict.fromkeys(cats.values())}
+    groups["classification"] = [d for d in datasets if cats[d] != "fine-grained"]
+    groups["overall"] = list(datasets)
+    average_ci = {}
+    for group, members in groups.items():
+        r = mean_replicates([reps.get(d) for d in members]) if members else None
+        average_ci[group] = ci95(r) if r is not None else None
     fsa = [extra[d]["format_error_rate"] for d in extra if "format_error_rate" in extra[d]]
     ms = [p["ms"] for c in cells for p in c["predictions"] if "ms" in p]
     n = sum(c["n"] for c in cells)
     eval_s = sum(c["cost"]["eval_s"] for c in cells)
     info = dict(cells[-1]["model_info"]) if cells else {}
+    sizes = [c["cost"].get("size_bytes") for c in cells if c["cost"].get("size_bytes")]
+    fits = [c["cost"].get("fit_s") for c in cells if c["cost"].get("fit_s") is not None]
     cost = {
-        "size_bytes": info.get("size_bytes"), "load_s": info.get("load_s"),
+        "size_bytes": max(sizes) if sizes else info.get("size_bytes"), "load_s": info.get("load_s"),
+        "fit_s": sum(fits) if fits else None,
         "peak_rss_mb": max((c["cost"]["peak_rss_mb"] for c in cells), default=None),
-        "prompt_tokens": sum(c["cost"]["prompt_tokens"] for c in cells),
+        "prompt_tokens": sum(c["cost"].get("prompt_tokens", 0) for c in cells),
         "examples": n, "eval_s": eval_s, "examples_per_s": n / eval_s if eval_s > 0 else None,
         "ms_per_example_median": statistics.median(ms) if ms else None,
         "truncated": sum(c["cost"].get("truncated", 0) for c in cells),
     }
     return {"id": uid, "name": name, "kind": kind, "label": _label(info, name), "quant": info.get("quant", ""),
-            "info": info, "scores": scores, "details": extra, "averages": averages,
-            "format_error_rate": statistics.fmean(fsa) if fsa else None, "cost": cost}
+            "info": info, "scores": scores, "details": extra, "averages": averages, "averages_ci95": average_ci,
+            "format_error_rate": statistics.fmean(fsa) if fsa else None, "cost": cost,
+            "robustness": ({k: v for k, v in robust["robustness"].items() if k != "perturbations"}
+                           | {"eval_s": robust["cost"]["eval_s"]}) if robust else None}
 
 
 def _label(info: dict, name: str) -> str:
@@ -84,30 +98,31 @@ def _label(info: dict, name: str) -> str:
     return f"{base} {q}" if q and q.lower() not in base.lower() else base
 
 
-def write_reports(out_dir: Path, cfg, machine: dict, wall_s: float | None = None) -> dict:
+def write_reports(out_dir: Path, cfg, machine: dict, units, wall_s: float | None = None) -> dict:
     """Write results.json, results.md and the plots from the cells on disk; return the merged results.
 
     `wall_s` is this invocation's wall time; `compute_s` sums, over all merged cells, evaluation
     time plus one load per model, so it also counts cells finished by earlier (resumed) runs.
     """
     from .plots import plot_tradeoffs
-    from .runner import plan, slug
 
     out_dir = Path(out_dir)
     datasets = [d.name for d in select_datasets(cfg.datasets)]
-    units = [(n, "model", slug(n)) for n in cfg.models] + [(n, "baseline", f"baseline-{n}") for n in cfg.baselines]
-    cells = load_cells(out_dir, cfg, units)
-    models = [summarize_model(uid, name, kind, [c for c in cells if c["model_id"] == uid], datasets)
-              for name, kind, uid in units]
-    missing = sum(len(u.cells) for u in plan(cfg))
+    cells = load_cells(units)
+    models = [summarize_model(u.id, u.spec, u.kind, [c for c in cells if c["model_id"] == u.id], datasets)
+              for u in units]
+    missing = sum(len(u.cells) for u in units) - len(cells)
     results = {
-        "config": cfg.to_dict(), "settings": cfg.settings(), "machine": machine,
+        "config": cfg.to_dict(), "protocol": cfg.protocol, "machine": machine,
         "demo_mode": cfg.demos, "datasets": [{"name": d, "category": DATASETS[d].category,
                                                "metric": "micro_f1" if DATASETS[d].generative else "macro_f1"}
                                               for d in datasets],
         "models": models, "missing_cells": missing, "wall_s": wall_s,
-        "compute_s": sum(m["cost"]["eval_s"] + (m["cost"]["load_s"] or 0) for m in models),
-        "cells": [{k: v for k, v in c.items() if k not in ("predictions", "machine")} for c in cells],
+        "compute_s": sum(m["cost"]["eval_s"] + (m["cost"]["load_s"] or 0) + (m["cost"]["fit_s"] or 0)
+                         + ((m["robustness"] or {}).get("eval_s") or 0) for m in models),
+        "cells": [{k: v for k, v in c.items() if k not in ("predictions", "machine")}
+                  | ({"metrics": {k: v for k, v in c["metrics"].items() if k != "bootstrap"}} if "metrics" in c else {})
+                  for c in cells],
     }
     write_json(out_dir / "results.json", results)
     (out_dir / "results.md").write_text(markdown_table(results), encoding="utf-8")
@@ -121,41 +136,75 @@ def pct(x: float | None, std: float | None = None) -> str:
     return f"{100 * x:.1f}" + (f" ± {100 * std:.1f}" if std else "")
 
 
+def _num(x, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
 def markdown_table(results: dict) -> str:
     cfg, machine = results["config"], results["machine"]
     datasets = [d["name"] for d in results["datasets"]]
     cats = list(dict.fromkeys(d["category"] for d in results["datasets"]))
-    head = (["model"] + datasets + [f"{CATEGORIES[c].split(' (')[1][:-1]} avg" for c in cats]
-            + ["cls avg", "overall", "FSA format errors %", "size MB", "load s", "peak RSS MB", "examples/s", "ms/example"])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    groups = cats + (["classification", "overall"] if len(cats) > 1 else [])
+    names = {c: CATEGORIES[c].split(" (")[1][:-1] + " avg" for c in cats} | {"classification": "cls avg",
+                                                                            "overall": "overall"}
+    head = ["model"] + datasets + [names[g] for g in groups]
+    quality = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    chead = ["model", "size MB", "fit s", "load s", "peak RSS MB", "examples/s", "ms/example", "FSA format errors %",
+             "distractor flips %", "injection flips %", "injected label taken %"]
+    cost = ["| " + " | ".join(chead) + " |", "|" + "---|" * len(chead)]
     for m in results["models"]:
-        c = m["cost"]
         row = [m["label"]]
-        row += [pct(m["scores"][d]["mean"], m["scores"][d]["std"]) if d in m["scores"] else "-" for d in datasets]
-        row += [pct(m["averages"].get(cat)) for cat in cats]
-        row += [pct(m["averages"].get("classification")), pct(m["averages"].get("overall"))]
-        row += [pct(m["format_error_rate"]),
-                f"{c['size_bytes'] / 1e6:.1f}" if c["size_bytes"] else "-",
-                f"{c['load_s']:.2f}" if c["load_s"] else "-",
-                f"{c['peak_rss_mb']:.0f}" if c["peak_rss_mb"] else "-",
-                f"{c['examples_per_s']:.1f}" if c["examples_per_s"] else "-",
-                f"{c['ms_per_example_median']:.1f}" if c["ms_per_example_median"] is not None else "-"]
-        lines.append("| " + " | ".join(row) + " |")
+        for d in datasets:
+            s = m["scores"].get(d)
+            row.append(pct(s["mean"], s["std"]) + ci_text(s.get("ci95")) if s else "-")
+        row += [pct(m["averages"].get(g)) + (ci_text(m["averages_ci95"].get(g)) if m["averages"].get(g) is not None else "")
+                for g in groups]
+        quality.append("| " + " | ".join(row) + " |")
+        c, r = m["cost"], m.get("robustness") or {}
+        cost.append("| " + " | ".join([
+            m["label"], _num(c["size_bytes"] / 1e6, ".1f") if c["size_bytes"] else "-",
+            _num(c.get("fit_s"), ".1f"), _num(c["load_s"] or None, ".2f"), _num(c["peak_rss_mb"], ".0f"),
+            _num(c["examples_per_s"], ".1f"), _num(c["ms_per_example_median"], ".2f"), pct(m["format_error_rate"]),
+            pct(r.get("distractor_flip_rate")), pct(r.get("injection_flip_rate")), pct(r.get("injection_to_target")),
+        ]) + " |")
+    return "\n".join(["# SentiBench results", "", f"Protocol: {_protocol(cfg)}.", "", *quality, "", *cost, "",
+                      *[f"- {n}" for n in _notes(results, cfg, machine)], ""])
+
+
+def _protocol(cfg: dict) -> str:
+    text = PROTOCOL_TEXT[cfg["protocol"]].format(shots=cfg["shots"])
+    if cfg["protocol"] == "paper":
+        text += f"; demonstration mode {DEMO_MODE_TEXT[cfg['demos']]}"
+    return text
+
+
+def _notes(results: dict, cfg: dict, machine: dict) -> list[str]:
     limit = f"first {cfg['limit']} items per dataset" if cfg["limit"] else "all items"
-    seeds = ", ".join(str(s) for s in cfg["seeds"])
+    seeds = (f"seeds {', '.join(str(s) for s in cfg['seeds'])} (± sample std over seeds when more than one)"
+             if cfg["protocol"] == "paper" else "zero-shot, so no seeds")
     notes = [
-        f"SentiBench `{cfg['split']}` split, {limit}; {cfg['shots']}-shot; seeds {seeds} (mean ± sample std "
-        "over seeds when more than one).",
-        f"Demonstration mode: {DEMO_MODE_TEXT[cfg['demos']]}.",
-        "Scores x100: macro-F1 for classification (label-word logits), micro-F1 over exact tuples for the "
-        f"fine-grained sets (greedy generation, at most {cfg['max_tokens']} tokens, grammar "
-        f"{'on' if cfg['grammar'] else 'off'}; a malformed answer counts as empty). Averages per category "
-        "and overall are over the datasets of this run; '-' where a model does not apply.",
-        f"Machine: {machine['cpu']}, {machine['usable_cpus']} usable CPUs, llama.cpp threads "
-        f"{machine['n_threads'] or 'auto (free cores)'}; llama-cpp-python {machine['llama_cpp_python']}.",
+        f"SentiBench `{cfg['split']}` split, {limit}; {seeds}. Baselines (majority, VADER, and the classifiers "
+        "trained on each dataset's train split: TF-IDF + logistic regression, all-MiniLM-L6-v2 embeddings + "
+        "logistic regression) do not depend on the protocol.",
+        "Scores x100: macro-F1 over the dataset's labels for classification, micro-F1 over exact tuples for the "
+        "fine-grained sets (a malformed or unfinished answer counts as empty). In brackets: the 95% bootstrap "
+        "interval (1000 resamples of the items, percentile method); for averages, the interval of the mean over "
+        "the datasets' paired resamples. '-' where a model does not apply.",
+        "Cost: size on disk (model file + adapter; for trained baselines the largest pickled classifier plus the "
+        "encoder files); fit s: training time summed over datasets; examples/s over all cells of the model.",
+        f"Robustness on the first {cfg['robust_n']} `{cfg['robust_dataset']}` {cfg['split']} sentences: the share of "
+        "labels that change when a harmless distractor sentence is appended (3 kinds), or an injected instruction "
+        "(4 kinds, each asking once for positive and once for negative); 'injected label taken' is, among texts "
+        "not already so labelled, the share moved to the label the injection asked for.",
     ]
-    notes.append(f"Time: {results['compute_s'] / 60:.1f} min of evaluation and model loading in all; "
+    if cfg["protocol"] == "shipped":
+        notes.append("Shipped on P-Stance: the runtime's stance task also offers `none`; a `none` prediction counts "
+                     "as wrong (macro-F1 stays over against and favor). On OpeNER the runtime's aspects objects have "
+                     "no holder, so every predicted holder is NULL (49 of the 400 val opinions name one).")
+    notes.append(f"Machine: {machine['cpu']}, {machine['usable_cpus']} usable CPUs, llama.cpp threads "
+                 f"{machine['n_threads'] or 'auto (free cores)'}; llama-cpp-python {machine['llama_cpp_python']}.")
+    notes.append(f"Time: {results['compute_s'] / 60:.1f} min of evaluation, fitting and model loading in all; "
                  f"this invocation took {(results.get('wall_s') or 0) / 60:.1f} min wall time.")
     if results.get("missing_cells"):
         notes.append(f"**Incomplete: {results['missing_cells']} cells not yet run.**")
-    return "\n".join(["# SentiBench results", "", *lines, "", *[f"- {n}" for n in notes], ""])
+    return notes

@@ -1,51 +1,48 @@
-"""Run SentiBench cells: one (model, dataset, seed) at a time, each saved as one JSON file.
+"""Run SentiBench cells: one (model or baseline, dataset[, seed]) at a time, each saved as one JSON file.
 
 `run_bench(config)` reads every selected split first (bad data fails before any model loads),
-then, per model, loads the engine once (timing the load and resetting the peak-RSS counter),
-and evaluates its pending cells:
+then, per model, opens a session of the chosen protocol once (`protocols.Shipped`: what
+`senti-edge analyze` does; `protocols.Paper`: k-shot, uncalibrated), timing the load and
+resetting the peak-RSS counter, and evaluates its pending cells. Baselines are fitted on each
+dataset's train split (fit time and size recorded) and predict the same items.
 
-- classification: restricted label logits from `Engine.score` (the runtime's scorer); in
-  `fixed` demo mode one draw of k train demonstrations per (dataset, seed) forms a prefix the
-  engine evaluates once; in `per-example` mode (the paper's) every item gets a fresh draw.
-- fine-grained: greedy `Engine.generate` up to `max_tokens`, stopped at the end of the line,
-  parsed by `formats.parse_tuples` (a malformed answer is an empty prediction and a format error),
-  optionally constrained by `formats.tuples_grammar` (`grammar=True`).
+Every cell is scored here (`score_cell`: the metric, a 95% bootstrap interval and its
+replicates). In the same run, each model and baseline also gets its robustness cell: flip rates
+on the first `robust_n` val sentences of `robust_dataset` under appended distractors and
+injected instructions (`injection.robustness`).
 
-A cell file is written atomically when the cell ends; a rerun with the same settings skips it
-(and skips loading a model whose cells are all done). Then `report.write_reports` merges the
-cells into results.json, results.md and the plots.
+A cell file is written atomically when the cell ends and reused only while its cache key
+(`cells.cell_key`) holds; a model whose cells are all current is not loaded. Then
+`report.write_reports` merges the cells into results.json, results.md and the plots. The results
+directory is locked while a bench writes it; a bench that fails leaves neither the lock file nor
+a folder it created and filled with nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import platform
-import random
 import re
-import resource
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-
-from .. import __version__
 from ..errors import SentiEdgeError
+from ..files import locked
 from ..jsonl import write_json
-from ..runtime.prompts import Example, Task, build_prefix, build_query
-from ..runtime.registry import locked
 from . import baselines as bl
+from .cells import (CELL_FORMAT, ROBUSTNESS, cell_path, file_sha256, machine_info, model_files, peak_rss_mb,
+                    peak_rss_reset, read_cell, slug)
 from .datasets import DATASETS, DatasetSpec, Item, load_split, select_datasets
-from .formats import build_tuple_prefix, close_truncated, build_tuple_query, parse_tuples, tuples_grammar
-from .metrics import classification_scores, tuple_scores
+from .injection import robustness
+from .metrics import (bootstrap_classification, bootstrap_tuples, ci95, classification_scores, resample,
+                      tuple_scores)
+from .protocols import PROTOCOLS, SESSIONS, draw, item_seed  # noqa: F401  (draw, item_seed: public helpers)
 
 log = logging.getLogger(__name__)
 
 DEMO_MODES = ("fixed", "per-example")
-CELL_FORMAT = 1
 LOCK_NAME = ".bench.lock"  # in the results directory, held while a bench writes there
 
 
@@ -56,16 +53,19 @@ class BenchConfig:
     data_dir: Path = field(metadata={"help": "SentiBench root holding <category>/<dataset>/<split>.json"})
     out_dir: Path = field(metadata={"help": "results directory (one JSON per cell, merged reports)"})
     models: tuple[str, ...] = field(default=(), metadata={"help": "registry names, .gguf paths or BASE+ADAPTER.gguf"})
-    baselines: tuple[str, ...] = field(default=(), metadata={"help": "majority and/or vader"})
+    baselines: tuple[str, ...] = field(default=(), metadata={"help": "majority, vader, tfidf, minilm"})
     datasets: tuple[str, ...] = field(default=tuple(DATASETS), metadata={"help": "dataset names"})
+    protocol: str = field(default="shipped", metadata={"help": "shipped (what analyze does) or paper (k-shot)"})
     split: str = field(default="val", metadata={"help": "split file name (val, test, ...)"})
     limit: int | None = field(default=None, metadata={"help": "first N items per dataset"})
-    shots: int = field(default=4, metadata={"help": "demonstrations per prompt"})
-    seeds: tuple[int, ...] = field(default=(42,), metadata={"help": "demonstration seeds"})
-    demos: str = field(default="fixed", metadata={"help": "fixed (one draw per dataset and seed) or per-example"})
-    grammar: bool = field(default=False, metadata={"help": "grammar-constrained generation for fine-grained sets"})
-    max_tokens: int = field(default=150, metadata={"help": "new tokens per fine-grained answer"})
-    demo_chars: int = field(default=2000, metadata={"help": "cut demonstration texts to this many characters"})
+    shots: int = field(default=4, metadata={"help": "paper: demonstrations per prompt"})
+    seeds: tuple[int, ...] = field(default=(42,), metadata={"help": "paper: demonstration seeds"})
+    demos: str = field(default="fixed", metadata={"help": "paper: fixed (one draw per dataset and seed) or per-example"})
+    grammar: bool = field(default=False, metadata={"help": "paper: grammar-constrained generation for fine-grained sets"})
+    max_tokens: int = field(default=150, metadata={"help": "paper: new tokens per fine-grained answer"})
+    demo_chars: int = field(default=2000, metadata={"help": "paper: cut demonstration texts to this many characters"})
+    robust_dataset: str = field(default="sst2", metadata={"help": "val sentences the robustness columns perturb"})
+    robust_n: int = field(default=50, metadata={"help": "how many of them (0: no robustness columns)"})
     n_threads: int | None = field(default=None, metadata={"help": "llama.cpp threads (default: free cores)"})
     n_ctx: int = field(default=4096, metadata={"help": "context tokens"})
 
@@ -73,6 +73,8 @@ class BenchConfig:
         self.data_dir, self.out_dir = Path(self.data_dir), Path(self.out_dir)
         self.models, self.baselines = tuple(self.models), tuple(self.baselines)
         self.seeds, self.datasets = tuple(int(s) for s in self.seeds), tuple(self.datasets)
+        if self.protocol not in PROTOCOLS:
+            raise SentiEdgeError(f"protocol={self.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
         if self.demos not in DEMO_MODES:
             raise SentiEdgeError(f"demos={self.demos!r}: choose one of {', '.join(DEMO_MODES)}")
         if self.shots < 0:
@@ -83,22 +85,22 @@ class BenchConfig:
             raise SentiEdgeError("seeds: give at least one seed, e.g. 42,52,62")
         if len(set(self.seeds)) != len(self.seeds):
             raise SentiEdgeError(f"seeds {self.seeds} repeat a seed")
-        if self.max_tokens < 1 or self.demo_chars < 1 or self.n_ctx < 256:
-            raise SentiEdgeError(f"max_tokens={self.max_tokens}, demo_chars={self.demo_chars}, n_ctx={self.n_ctx}: too small")
+        if self.protocol == "shipped" and len(self.seeds) > 1:
+            raise SentiEdgeError("seeds draw the paper protocol's demonstrations; the shipped protocol is "
+                                 "zero-shot, so give one seed (or --protocol paper)")
+        if self.max_tokens < 1 or self.demo_chars < 1 or self.n_ctx < 256 or self.robust_n < 0:
+            raise SentiEdgeError(f"max_tokens={self.max_tokens}, demo_chars={self.demo_chars}, n_ctx={self.n_ctx}, "
+                                 f"robust_n={self.robust_n}: out of range")
         unknown = [b for b in self.baselines if b not in bl.BASELINES]
         if unknown:
             raise SentiEdgeError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(bl.BASELINES)}")
         if not self.models and not self.baselines:
             raise SentiEdgeError("nothing to run: give --model and/or --baseline")
-        bad = [d for d in self.datasets if d not in DATASETS]
+        bad = [d for d in (*self.datasets, self.robust_dataset) if d not in DATASETS]
         if bad:
             select_datasets(bad)  # raises with the list of valid names
-
-    def settings(self) -> dict:
-        """The settings a cell's result depends on; a cell with other settings is recomputed."""
-        return {"split": self.split, "limit": self.limit, "shots": self.shots, "demos": self.demos,
-                "grammar": self.grammar, "max_tokens": self.max_tokens, "demo_chars": self.demo_chars,
-                "format": CELL_FORMAT}
+        if DATASETS[self.robust_dataset].generative or "positive" not in DATASETS[self.robust_dataset].labels:
+            raise SentiEdgeError(f"robust_dataset={self.robust_dataset!r}: give a polarity set (sst2, yelp2, imdb, twitter)")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -106,83 +108,107 @@ class BenchConfig:
         return d
 
 
-# -- small helpers ---------------------------------------------------------------------------
+# -- the cache key ---------------------------------------------------------------------------
 
-def slug(name: str) -> str:
-    """A file-name-safe id for a model spec or baseline."""
-    base = "+".join(Path(p).name.removesuffix(".gguf") if ("/" in p or p.endswith(".gguf")) else p
-                    for p in name.split("+"))
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", base).strip("._") or "model"
+@dataclass
+class Cell:
+    """One cell of a unit: a dataset (or the robustness columns), its seed, file and cache key."""
 
-
-def cell_path(out_dir: Path, model_id: str, dataset: str, seed: int) -> Path:
-    return Path(out_dir) / "cells" / model_id / f"{dataset}-seed{seed}.json"
-
-
-def cell_done(path: Path, settings: dict) -> bool:
-    import json
-
-    if not path.exists():
-        return False
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh).get("settings") == settings
-    except (OSError, ValueError):
-        return False  # unreadable: recompute
+    spec: DatasetSpec
+    seed: int | None
+    path: Path
+    key: dict
+    robustness: bool = False
 
 
-def peak_rss_reset() -> None:
-    """Reset the kernel's peak-RSS mark of this process (Linux), so each model gets its own peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
+@dataclass
+class Unit:
+    """One model or baseline and its cells."""
+
+    spec: str
+    kind: str  # "model" or "baseline"
+    id: str
+    cells: list[Cell]
+
+    @property
+    def pending(self) -> list[Cell]:
+        return [c for c in self.cells if read_cell(c.path, c.key) is None]
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process since the last reset (VmHWM), else since start."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _uses_train(cfg: BenchConfig, kind: str, name: str) -> bool:
+    if kind == "baseline":
+        return name != "vader"
+    return cfg.protocol == "paper" and cfg.shots > 0
 
 
-def machine_info(n_threads: int | None) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    try:
-        import llama_cpp
-        llama_version = llama_cpp.__version__
-    except ImportError:
-        llama_version = None
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "usable_cpus": usable, "n_threads": n_threads,
-            "load_avg_at_start": list(os.getloadavg()), "platform": platform.platform(),
-            "python": platform.python_version(), "llama_cpp_python": llama_version, "senti_edge": __version__}
+def cell_key(cfg: BenchConfig, kind: str, name: str, spec: DatasetSpec, files: dict, robust: bool = False) -> dict:
+    """Everything a cell's answers depend on: reuse a cell only while this is unchanged."""
+    key = {"format": CELL_FORMAT, "split": cfg.split, "limit": cfg.limit,
+           "data_sha256": file_sha256(spec.path(cfg.data_dir, cfg.split))}
+    if robust:
+        key.update(limit=None, robust_n=cfg.robust_n)
+    if _uses_train(cfg, kind, name):
+        key["train_sha256"] = file_sha256(spec.path(cfg.data_dir, "train"))
+    if kind == "baseline":
+        return {**key, "baseline": name, "baseline_config": bl.CONFIG[name]}
+    key.update(protocol=cfg.protocol, n_ctx=cfg.n_ctx, **files)
+    if cfg.protocol == "paper":
+        key.update(shots=cfg.shots, demos=cfg.demos, demo_chars=cfg.demo_chars)
+        if spec.generative:
+            key.update(grammar=cfg.grammar, max_tokens=cfg.max_tokens)
+    return key
 
 
-def draw(n: int, k: int, seed: int) -> list[int]:
-    """k distinct train indices; the same draw as `prompts.sample_demos(pool, k, seed)`."""
-    return random.Random(seed).sample(range(n), min(k, n)) if k > 0 and n else []
+def plan(cfg: BenchConfig) -> list[Unit]:
+    """Every unit with all its cells and their keys (models are resolved and hashed, not loaded)."""
+    specs = select_datasets(cfg.datasets)
+    units, seen = [], {}
+    for kind, names in (("model", cfg.models), ("baseline", cfg.baselines)):
+        for name in names:
+            uid = slug(name) if kind == "model" else f"baseline-{name}"
+            if uid in seen:
+                raise SentiEdgeError(f"{name!r} and {seen[uid]!r} would share the results folder {uid}; give each once")
+            seen[uid] = name
+            files = model_files(name) if kind == "model" else {}
+            protocol = cfg.protocol if kind == "model" else None
+            seeds = cfg.seeds if protocol == "paper" else (None,)
+            cells = [Cell(d, s, cell_path(cfg.out_dir, uid, d.name, s, protocol), cell_key(cfg, kind, name, d, files))
+                     for d in specs for s in seeds if kind == "model" or bl.applies(name, d)]
+            if cfg.robust_n:
+                r = DATASETS[cfg.robust_dataset]
+                if kind == "model" or bl.applies(name, r):
+                    cells.append(Cell(r, seeds[0], cell_path(cfg.out_dir, uid, ROBUSTNESS, seeds[0], protocol),
+                                      cell_key(cfg, kind, name, r, files, robust=True), robustness=True))
+            units.append(Unit(name, kind, uid, cells))
+    return units
 
 
-def item_seed(seed: int, index: int) -> int:
-    return seed * 1_000_003 + index
+# -- data ------------------------------------------------------------------------------------
+
+def load_data(cfg: BenchConfig, units: Sequence[Unit]) -> dict[str, tuple[list[Item], list[Item]]]:
+    """(train, test) per dataset the units need; train only where demonstrations or a baseline read it."""
+    need: dict[str, tuple[DatasetSpec, bool, int | None]] = {}
+    for u in units:
+        for c in u.cells:
+            train = _uses_train(cfg, u.kind, u.spec)
+            limit = cfg.robust_n if c.robustness else cfg.limit
+            old = need.get(c.spec.name)
+            if old:  # the robustness sentences and the dataset's own cell: load the longer slice
+                limit = None if old[2] is None or limit is None else max(old[2], limit)
+                train = train or old[1]
+            need[c.spec.name] = (c.spec, train, limit)
+    return {name: (load_split(cfg.data_dir, spec, "train") if train else [],
+                   load_split(cfg.data_dir, spec, cfg.split, limit))
+            for name, (spec, train, limit) in need.items()}
 
 
-# -- cells -----------------------------------------------------------------------------------
+def _items(data, cfg: BenchConfig, cell: Cell) -> tuple[list[Item], list[Item]]:
+    train, test = data[cell.spec.name]
+    n = cfg.robust_n if cell.robustness else cfg.limit
+    return train, test[:n] if n is not None else test
+
+
+# -- timing and scoring ----------------------------------------------------------------------
 
 class Timer:
     """Per-item milliseconds from group completions (`on_done(n)` spreads a group's time evenly)."""
@@ -206,72 +232,21 @@ class Timer:
                 "ms_per_example_median": statistics.median(self.ms) if self.ms else None}
 
 
-def _task(spec: DatasetSpec) -> Task:
-    return Task(spec.name, spec.labels, spec.instruction, needs_target=spec.needs_target)
-
-
-def _demo(it: Item, cfg: BenchConfig) -> Item:
-    return it._replace(text=it.text[: cfg.demo_chars])
-
-
-def run_classification(eng, spec: DatasetSpec, train: Sequence[Item], test: Sequence[Item], seed: int,
-                       cfg: BenchConfig, timer: Timer) -> tuple[list[dict], dict]:
-    task = _task(spec)
-    ids = eng.label_token_ids(spec.labels)
-
-    def prefix_for(idx: list[int]):
-        return build_prefix(task, [Example(*_demo(train[i], cfg)[1:]) for i in idx])
-
-    queries = [build_query(task, it.text, it.target) for it in test]
-    if cfg.demos == "fixed":
-        idx = draw(len(train), cfg.shots, seed)
-        logits = eng.score(prefix_for(idx), queries, ids, on_done=timer.done)
-        demos: list = idx
+def score_cell(spec: DatasetSpec, test: Sequence[Item], preds: list[dict]) -> dict:
+    """The cell's metrics from its predictions, with a 95% bootstrap interval and the replicates
+    (kept so that averages over datasets and seeds get an interval too)."""
+    gold = [it.gold for it in test]
+    if spec.generative:
+        pred = [None if p["format_error"] else p["pred"] for p in preds]
+        metrics = tuple_scores(gold, pred)
+        reps = bootstrap_tuples(gold, pred, resample(len(gold)))
     else:
-        rows, demos = [], []
-        for it, q in zip(test, queries):
-            idx = draw(len(train), cfg.shots, item_seed(seed, it.index))
-            rows.append(eng.score(prefix_for(idx), [q], ids)[0])
-            demos.append(idx)
-            timer.done(1)
-        logits = np.asarray(rows)
-    pred = [spec.labels[j] for j in logits.argmax(axis=1)]
-    preds = [{"index": it.index, "pred": p, "logits": [round(float(x), 4) for x in row]}
-             for it, p, row in zip(test, pred, logits)]
-    metrics = classification_scores([it.gold for it in test], pred)
-    return preds, {"metrics": metrics, "demos": demos}
-
-
-def run_tuples(eng, spec: DatasetSpec, train: Sequence[Item], test: Sequence[Item], seed: int,
-               cfg: BenchConfig, timer: Timer) -> tuple[list[dict], dict]:
-    arity = len(spec.fields)
-    grammar = tuples_grammar(arity, spec.labels) if cfg.grammar else None
-
-    def prefix_for(idx: list[int]):
-        return build_tuple_prefix(spec.instruction, spec.labels, [(_demo(train[i], cfg).text, train[i].gold) for i in idx])
-
-    fixed = draw(len(train), cfg.shots, seed) if cfg.demos == "fixed" else None
-    preds, demos, parsed_all = [], [], []
-    for it in test:
-        idx = fixed if fixed is not None else draw(len(train), cfg.shots, item_seed(seed, it.index))
-        text, finished = eng.generate(prefix_for(idx) + build_tuple_query(it.text), max_tokens=cfg.max_tokens,
-                                      grammar=grammar, stop=["\n"])
-        parsed = parse_tuples(close_truncated(text) if grammar and not finished else text, arity, spec.labels)
-        parsed_all.append(parsed)
-        if fixed is None:
-            demos.append(idx)
-        preds.append({"index": it.index, "output": text, "finished": finished,
-                      "pred": None if parsed is None else [list(t) for t in parsed], "format_error": parsed is None})
-        timer.done(1)
-    metrics = tuple_scores([it.gold for it in test], parsed_all)
-    return preds, {"metrics": metrics, "demos": fixed if fixed is not None else demos}
-
-
-def run_baseline(name: str, spec: DatasetSpec, train: Sequence[Item], test: Sequence[Item], timer: Timer):
-    pred = bl.BASELINES[name](spec, train, test)
-    timer.done(len(test))
-    preds = [{"index": it.index, "pred": p} for it, p in zip(test, pred)]
-    return preds, {"metrics": classification_scores([it.gold for it in test], pred), "demos": []}
+        pred = [p["pred"] for p in preds]
+        metrics = classification_scores(gold, pred, spec.labels)
+        reps = bootstrap_classification(gold, pred, spec.labels, resample(len(gold)))
+    metrics["ci95"] = ci95(reps)
+    metrics["bootstrap"] = [round(float(r), 4) for r in reps]
+    return metrics
 
 
 # -- orchestration ---------------------------------------------------------------------------
@@ -286,128 +261,164 @@ def guess_quant(ref) -> str:
     return m.group(1).upper() if m else ""
 
 
-@dataclass
-class Unit:
-    """One model or baseline and its pending cells."""
-
-    spec: str
-    kind: str  # "model" or "baseline"
-    id: str
-    cells: list[tuple[DatasetSpec, int]]
-
-
-def plan(cfg: BenchConfig) -> list[Unit]:
-    specs = select_datasets(cfg.datasets)
-    settings = cfg.settings()
-    units, seen = [], {}
-    for kind, names in (("model", cfg.models), ("baseline", cfg.baselines)):
-        for name in names:
-            uid = slug(name) if kind == "model" else f"baseline-{name}"
-            if uid in seen:
-                raise SentiEdgeError(f"{name!r} and {seen[uid]!r} would share the results folder {uid}; give each once")
-            seen[uid] = name
-            cells = [(d, s) for d in specs for s in cfg.seeds
-                     if (kind == "model" or bl.applies(name, d))
-                     and not cell_done(cell_path(cfg.out_dir, uid, d.name, s), settings)]
-            units.append(Unit(name, kind, uid, cells))
-    return units
-
-
-def load_data(cfg: BenchConfig, specs: Sequence[DatasetSpec]) -> dict[str, tuple[list[Item], list[Item]]]:
-    """(train, test) per dataset; train is needed for demonstrations and the majority class."""
-    data = {}
-    for spec in specs:
-        test = load_split(cfg.data_dir, spec, cfg.split, cfg.limit)
-        train = load_split(cfg.data_dir, spec, "train") if (cfg.shots > 0 or cfg.baselines) else []
-        data[spec.name] = (train, test)
-    return data
-
-
-def _load_engine(spec: str, cfg: BenchConfig):
-    from ..runtime.engine import Engine
-
+def _open_model(spec: str, cfg: BenchConfig):
+    """A protocol session on the model, and the model's facts (load time, size, quantization)."""
     peak_rss_reset()
     t0 = time.perf_counter()
     try:
-        eng = Engine(spec, n_threads=cfg.n_threads, n_ctx=cfg.n_ctx)
+        sess = SESSIONS[cfg.protocol](spec, cfg)
     except SentiEdgeError as exc:
         raise SentiEdgeError(f"model {spec}: {exc}") from None
     load_s = time.perf_counter() - t0
+    eng = sess.engine
     ref = eng.ref
     size = ref.path.stat().st_size + (ref.adapter.stat().st_size if ref.adapter else 0)
     info = {"name": ref.name, "path": str(ref.path), "adapter": str(ref.adapter) if ref.adapter else None,
             "size_bytes": size, "quant": guess_quant(ref), "params": ref.entry.params, "load_s": load_s,
-            "n_threads": eng.n_threads, "n_ctx": eng.n_ctx}
-    return eng, info
+            "n_threads": eng.n_threads, "n_ctx": eng.n_ctx, "protocol": cfg.protocol}
+    return sess, info
 
 
 def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
     """Run every pending cell of `cfg`, then write the merged reports; returns the merged results.
 
     The results directory is locked for the whole run: a second bench on the same directory
-    fails at once (rather than waiting hours, or interleaving cells and reports).
+    fails at once (rather than waiting hours, or interleaving cells and reports). The lock file
+    goes when the run ends, and so does a results folder this run created if nothing landed in it.
     """
-    specs = select_datasets(cfg.datasets)
-    data = load_data(cfg, specs)
-    busy = f"another senti-edge bench is writing {cfg.out_dir}; wait for it to finish, or give another --out"
-    with locked(cfg.out_dir / LOCK_NAME, busy=busy):
-        return _run_locked(cfg, data, progress)
+    out = cfg.out_dir
+    created = not out.exists()
+    units = plan(cfg)
+    data = load_data(cfg, units)
+    busy = f"another senti-edge bench is writing {out}; wait for it to finish, or give another --out"
+    lock = out / LOCK_NAME
+    try:
+        with locked(lock, busy=busy):
+            try:
+                return _run_locked(cfg, units, data, progress)
+            finally:
+                lock.unlink(missing_ok=True)
+    except BaseException:
+        if created:
+            _remove_if_empty(out)
+        raise
 
 
-def _run_locked(cfg: BenchConfig, data, progress: bool) -> dict:
+def _remove_if_empty(out: Path) -> None:
+    """Remove a results folder that holds no cell: its config.json and empty folders."""
+    if not out.is_dir() or any(p.is_file() for p in (out / "cells").rglob("*.json")):
+        return
+    (out / "config.json").unlink(missing_ok=True)
+    for d in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    if not any(out.iterdir()):
+        out.rmdir()
+
+
+def report_only(cfg: BenchConfig) -> dict:
+    """Rewrite results.json, results.md and the plots from the cells on disk; run nothing."""
+    from .report import write_reports
+
+    if not cfg.out_dir.is_dir():
+        raise SentiEdgeError(f"{cfg.out_dir} does not exist; run the bench into it first")
+    return write_reports(cfg.out_dir, cfg, machine_info(cfg.n_threads), plan(cfg))
+
+
+def _run_locked(cfg: BenchConfig, units: list[Unit], data, progress: bool) -> dict:
     from tqdm import tqdm
 
     from .report import write_reports
 
-    units = plan(cfg)
     write_json(cfg.out_dir / "config.json", cfg.to_dict())
     machine = machine_info(cfg.n_threads)
-    total = sum(len(data[d.name][1]) for u in units for d, _ in u.cells)
-    log.info("%d cells to run (%d items)", sum(len(u.cells) for u in units), total)
+    pending = [(u, u.pending) for u in units]
+    total = sum(len(_items(data, cfg, c)[1]) for _, cells in pending for c in cells)
+    log.info("%d cells to run (%d items)", sum(len(c) for _, c in pending), total)
     bar = tqdm(total=total, unit="ex", disable=not progress, dynamic_ncols=True, leave=True)
     start = time.perf_counter()
     try:
-        for unit in units:
-            if unit.cells:
-                _run_unit(unit, cfg, data, machine, bar)
+        for unit, cells in pending:
+            if cells:
+                _run_unit(unit, cells, cfg, data, machine, bar)
     finally:
         bar.close()
-    return write_reports(cfg.out_dir, cfg, machine, wall_s=time.perf_counter() - start)
+    return write_reports(cfg.out_dir, cfg, machine, units, wall_s=time.perf_counter() - start)
 
 
-def _run_unit(unit: Unit, cfg: BenchConfig, data, machine: dict, bar) -> None:
-    eng = None
+def _run_unit(unit: Unit, cells: list[Cell], cfg: BenchConfig, data, machine: dict, bar) -> None:
+    sess = None
     if unit.kind == "model":
-        eng, info = _load_engine(unit.spec, cfg)
+        sess, info = _open_model(unit.spec, cfg)
     else:
         peak_rss_reset()
-        info = {"name": unit.spec, "path": None, "adapter": None, "size_bytes": bl.baseline_size(unit.spec),
-                "quant": "", "params": "", "load_s": 0.0, "n_threads": 1, "n_ctx": None}
+        info = {"name": unit.spec, "path": None, "adapter": None, "quant": "", "params": "", "load_s": 0.0,
+                "n_threads": cfg.n_threads or 1, "n_ctx": None}
+    fitted: dict[str, bl.Fitted] = {}
+
+    def baseline(spec: DatasetSpec) -> bl.Fitted:
+        if spec.name not in fitted:
+            fitted[spec.name] = bl.fit(unit.spec, spec, data[spec.name][0], cfg.n_threads or 1)
+        return fitted[spec.name]
+
     try:
-        for spec, seed in unit.cells:
-            train, test = data[spec.name]
-            bar.set_description(f"{unit.id} {spec.name} s{seed}")
-            timer = Timer(bar.update)
-            tokens0 = eng.stats.prompt_tokens if eng else 0
-            gen0 = eng.stats.generated_tokens if eng else 0
-            trunc0 = eng.stats.truncated if eng else 0
-            if eng is None:
-                preds, extra = run_baseline(unit.spec, spec, train, test, timer)
-            elif spec.generative:
-                preds, extra = run_tuples(eng, spec, train, test, seed, cfg, timer)
-            else:
-                preds, extra = run_classification(eng, spec, train, test, seed, cfg, timer)
-            cost = timer.cost()
-            for p, ms in zip(preds, timer.ms):
-                p["ms"] = round(ms, 3)
-            cost.update(prompt_tokens=(eng.stats.prompt_tokens - tokens0) if eng else 0,
-                        generated_tokens=(eng.stats.generated_tokens - gen0) if eng else 0,
-                        truncated=(eng.stats.truncated - trunc0) if eng else 0, peak_rss_mb=peak_rss_mb())
-            cell = {"model": unit.spec, "model_id": unit.id, "kind": unit.kind, "dataset": spec.name,
-                    "category": spec.category, "seed": seed, "settings": cfg.settings(), "n": len(test),
-                    "metrics": extra["metrics"], "demos": extra["demos"], "cost": cost, "model_info": info,
-                    "machine": machine, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "predictions": preds}
-            write_json(cell_path(cfg.out_dir, unit.id, spec.name, seed), cell)
+        for cell in cells:
+            bar.set_description(f"{unit.id} {cell.spec.name}" + (" robustness" if cell.robustness else ""))
+            body = (_robustness_cell(unit, cell, cfg, data, sess, baseline, bar) if cell.robustness
+                    else _dataset_cell(unit, cell, cfg, data, sess, baseline, bar))
+            cell_info = dict(info)
+            if unit.kind == "baseline":
+                cell_info["size_bytes"] = body["cost"].get("size_bytes")
+            write_json(cell.path, {"model": unit.spec, "model_id": unit.id, "kind": unit.kind,
+                                   "protocol": cfg.protocol if unit.kind == "model" else None,
+                                   "dataset": ROBUSTNESS if cell.robustness else cell.spec.name,
+                                   "category": cell.spec.category, "seed": cell.seed, "settings": cell.key,
+                                   "model_info": cell_info, "machine": machine,
+                                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **body})
     finally:
-        if eng is not None:
-            eng.close()
+        if sess is not None:
+            sess.close()
+
+
+def _dataset_cell(unit: Unit, cell: Cell, cfg: BenchConfig, data, sess, baseline, bar) -> dict:
+    spec, seed = cell.spec, cell.seed
+    train, test = _items(data, cfg, cell)
+    f = baseline(spec) if sess is None else None  # fitting is its own column, not prediction time
+    timer = Timer(bar.update)
+    stats0 = (sess.engine.stats.prompt_tokens, sess.engine.stats.generated_tokens,
+              sess.engine.stats.truncated) if sess else (0, 0, 0)
+    extra: dict = {}
+    fit_s = size = None
+    if f is not None:
+        preds = [{"index": it.index, "pred": p} for it, p in zip(test, f.predict(test))]
+        timer.done(len(test))
+        fit_s, size = f.fit_s, f.size_bytes
+    elif spec.generative:
+        preds, extra = sess.tuples(spec, train, test, seed, timer)
+    else:
+        preds, extra = sess.classify(spec, train, test, seed, timer)
+    cost = timer.cost()
+    for p, ms in zip(preds, timer.ms):
+        p["ms"] = round(ms, 3)
+    stats = (sess.engine.stats.prompt_tokens, sess.engine.stats.generated_tokens,
+             sess.engine.stats.truncated) if sess else (0, 0, 0)
+    cost.update(prompt_tokens=stats[0] - stats0[0], generated_tokens=stats[1] - stats0[1],
+                truncated=stats[2] - stats0[2], peak_rss_mb=peak_rss_mb(), fit_s=fit_s, size_bytes=size)
+    return {"n": len(test), "metrics": score_cell(spec, test, preds), "demos": extra.pop("demos", []),
+            "cost": cost, **extra, "predictions": preds}
+
+
+def _robustness_cell(unit: Unit, cell: Cell, cfg: BenchConfig, data, sess, baseline, bar) -> dict:
+    train, test = _items(data, cfg, cell)
+    if sess is None:
+        f = baseline(cell.spec)
+
+        def label(texts: list[str]) -> list[str]:
+            return f.predict([Item(i, t, None) for i, t in enumerate(texts)])
+    else:
+        label = sess.labeler(cell.spec, train, cell.seed)
+    t0 = time.perf_counter()
+    result = robustness(label, [it.text for it in test])
+    bar.update(len(test))
+    return {"n": len(test), "robustness": result,
+            "cost": {"eval_s": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}}

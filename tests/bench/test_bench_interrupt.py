@@ -10,7 +10,7 @@ import time
 import pytest
 
 from senti_edge.bench.runner import LOCK_NAME
-from senti_edge.runtime.registry import locked
+from senti_edge.files import locked
 
 
 def bench_cmd(data, out, *args):
@@ -32,7 +32,8 @@ def test_second_bench_on_a_locked_results_dir_fails_at_once(tiny_bench, tmp_path
         assert not (out / "cells").exists() and not (out / "config.json").exists()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert (out / "cells" / "baseline-majority" / "sst2-seed42.json").exists()
+    assert (out / "cells" / "baseline-majority" / "sst2.json").exists()
+    assert not (out / LOCK_NAME).exists()
 
 
 def complete_cells(out) -> dict:
@@ -52,7 +53,7 @@ def complete_cells(out) -> dict:
 def test_interrupted_bench_keeps_complete_cells_and_resumes(tiny_bench, tmp_path, smollm2_path, interrupt):
     out = tmp_path / "out"
     cmd = bench_cmd(tiny_bench, out, "-m", str(smollm2_path), "-d", "sst2,pstance", "--seeds", "1,2,3,4",
-                    "--shots", "2", "--threads", "1")
+                    "--protocol", "paper", "--shots", "2", "--threads", "1", "--robust-n", "0")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not list((out / "cells").rglob("*.json")):  # wait for the first finished cell

@@ -65,3 +65,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     compare.main([str(tmp_path), "--teacher", "teacher", "--base", "student=base", "--json", str(tmp_path / "rows.json")])
     assert "| teacher |" in capsys.readouterr().out
     assert json.loads((tmp_path / "rows.json").read_text())[0]["id"] == "student"
+
+
+def test_interval_and_robustness_columns():
+    res = _results()
+    res["models"][0]["averages_ci95"] = {"classification": [0.55, 0.83]}
+    res["models"][0]["robustness"] = {"distractor_flip_rate": 0.02, "injection_flip_rate": 0.25}
+    rows = compare.compare(res, "teacher", {"student": "base"})
+    table = compare.markdown(rows)
+    assert "| student | 70.0 ± 14.1 (55.0–83.0) |" in table
+    assert table.splitlines()[2].endswith("| 2.0 / 25.0 |") and table.splitlines()[3].endswith("| - |")

@@ -120,3 +120,32 @@ def test_real_data_loads(sentibench_dir):
             assert items, spec.name
     atsa = load_split(sentibench_dir, DATASETS["atsa_rest16"], "val")
     assert all(t[0] != "NULL" for it in atsa for t in it.gold)
+
+
+def test_classification_sets_read_the_runtime_task_table(monkeypatch):
+    """One source: a dataset's instruction is its runtime task's, and its gold labels are that task's words."""
+    from senti_edge.runtime import prompts
+
+    for spec in DATASETS.values():
+        task = prompts.get_task(spec.task)
+        if spec.generative:
+            assert spec.task == "aspects" and spec.instruction == spec.tuple_instruction
+            assert len(spec.aspect_keys) == len(spec.fields)
+            continue
+        assert spec.instruction == task.instruction and spec.needs_target == task.needs_target
+        assert set(spec.labels) <= set(task.labels), spec.name  # the runtime may offer more (stance: none)
+    # changing the runtime's table changes the bench's prompt: there is no second copy
+    edited = prompts.Task("binary", ("negative", "positive"), "Is this good? {labels}")
+    monkeypatch.setitem(prompts.TASKS, "binary", edited)
+    assert DATASETS["sst2"].instruction == "Is this good? {labels}"
+
+
+def test_aspects_objects_map_onto_each_tuple_format():
+    from senti_edge.bench.datasets import from_aspects
+
+    objs = [{"aspect": "Meal", "category": "food quality", "opinion": "tasty", "polarity": "positive"},
+            {"aspect": None, "category": "restaurant general", "opinion": "meh", "polarity": "neutral"}]
+    assert from_aspects(DATASETS["atsa_rest16"], objs) == [("Meal", "positive")]  # implicit aspect dropped
+    assert from_aspects(DATASETS["acsa_rest16"], objs) == [("food quality", "positive"), ("restaurant general", "neutral")]
+    assert from_aspects(DATASETS["asqp_rest16"], objs)[1] == ("restaurant general", "NULL", "meh", "neutral")
+    assert from_aspects(DATASETS["opener"], objs)[0] == ("NULL", "Meal", "tasty", "positive")

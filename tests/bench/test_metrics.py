@@ -78,3 +78,50 @@ def test_category_averages():
     partial = category_averages({"sst2": 0.5, "imdb": 0.7}, cats)  # e.g. VADER: no irony
     assert partial["basic"] == pytest.approx(0.6) and partial["multifaceted"] is None and partial["overall"] is None
     assert mean_or_none([]) is None
+
+
+def test_labels_outside_the_dataset_count_as_wrong():
+    # "none" (the runtime's extra stance label) is a miss for its gold label, not a class of its own
+    s = classification_scores(["against", "favor", "favor"], ["against", "favor", "none"], ("against", "favor"))
+    assert s["macro_f1"] == pytest.approx((1.0 + 2 / 3) / 2) and s["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_bootstrap_matches_the_metrics_on_every_resample():
+    import random
+
+    from senti_edge.bench.metrics import bootstrap_classification, bootstrap_tuples, ci95, resample
+
+    rng = random.Random(3)
+    labels = ("neg", "pos", "neu")
+    gold = [rng.choice(labels[:2]) for _ in range(40)]
+    pred = [rng.choice([*labels, "none"]) for _ in range(40)]
+    idx = resample(40, reps=25, seed=1)
+    reps = bootstrap_classification(gold, pred, labels, idx)
+    for r, row in zip(reps, idx):
+        assert r == pytest.approx(classification_scores([gold[i] for i in row], [pred[i] for i in row], labels)["macro_f1"])
+    tg = [[("meal", "positive")], [], [("wine", "negative"), ("staff", "neutral")]] * 4
+    tp = [[("meal", "positive")], None, [("wine", "negative")]] * 4
+    idx = resample(12, reps=25, seed=1)
+    for r, row in zip(bootstrap_tuples(tg, tp, idx), idx):
+        assert r == pytest.approx(tuple_scores([tg[i] for i in row], [tp[i] for i in row])["micro_f1"])
+    lo, hi = ci95(bootstrap_classification(gold, pred, labels))
+    assert lo < classification_scores(gold, pred, labels)["macro_f1"] < hi
+
+
+def test_interval_narrows_with_more_items():
+    from senti_edge.bench.metrics import bootstrap_classification, ci95
+
+    def width(n):
+        gold = ["pos", "neg"] * n
+        pred = ["pos", "neg", "neg", "neg"] * (n // 2)
+        lo, hi = ci95(bootstrap_classification(gold, pred, ("neg", "pos")))
+        return hi - lo
+
+    assert width(24) > width(400) > 0
+
+
+def test_mean_replicates_of_an_average():
+    from senti_edge.bench.metrics import mean_replicates
+
+    assert list(mean_replicates([[0.2, 0.4], [0.4, 0.8]])) == pytest.approx([0.3, 0.6])
+    assert mean_replicates([[0.2], None]) is None and mean_replicates([]) is None

@@ -14,7 +14,7 @@ def test_pareto_front():
 
 def test_plots_written(tmp_path):
     def model(label, q, ms, size):
-        return {"label": label, "averages": {"overall": q}, "cost": {"ms_per_example_median": ms, "size_bytes": size}}
+        return {"label": label, "averages": {"classification": q}, "cost": {"ms_per_example_median": ms, "size_bytes": size}}
 
     models = [model("a Q4_1", 0.3, 100, 98e6), model("b Q4_K_M", 0.5, 300, 250e6), model("vader", None, 1, 4e5),
               model("majority", 0.2, 0.01, 0)]

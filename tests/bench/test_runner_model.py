@@ -14,14 +14,15 @@ from senti_edge.bench.runner import BenchConfig, run_bench
 pytestmark = [pytest.mark.slow, pytest.mark.model, pytest.mark.sentibench]
 
 
-def _cell(out, model_id, dataset, seed=42):
-    return json.loads((out / "cells" / model_id / f"{dataset}-seed{seed}.json").read_text())
+def _cell(out, model_id, dataset, seed=42, protocol="paper"):
+    return json.loads(runner.cell_path(out, model_id, dataset, seed if protocol == "paper" else None, protocol).read_text())
 
 
 def test_fixed_mode_all_kinds_then_resume(smollm2_path, sentibench_dir, tmp_path, engine, monkeypatch):
     out = tmp_path / "out"
     cfg = BenchConfig(data_dir=sentibench_dir, out_dir=out, models=(str(smollm2_path),), baselines=("majority",),
-                      datasets=("sst2", "pstance", "atsa_rest16", "opener"), limit=4, n_threads=1, max_tokens=60)
+                      datasets=("sst2", "pstance", "atsa_rest16", "opener"), limit=4, n_threads=1, max_tokens=60,
+                      protocol="paper", robust_n=3)
     res = run_bench(cfg, progress=False)
     mid = runner.slug(str(smollm2_path))
     model = res["models"][0]
@@ -44,6 +45,7 @@ def test_fixed_mode_all_kinds_then_resume(smollm2_path, sentibench_dir, tmp_path
     test = load_split(sentibench_dir, spec, "val", limit=4)
     cell = _cell(out, mid, "pstance")
     task = Task(spec.name, spec.labels, spec.instruction, needs_target=True)
+    assert spec.instruction == "Classify the stance of each sentence towards its target as one of: {labels}."
     prefix = build_prefix(task, [Example(*train[i][1:]) for i in cell["demos"]])
     logits = engine.score(prefix, [build_query(task, test[2].text, test[2].target)], engine.label_token_ids(spec.labels))
     # batch shape and thread count move logits slightly (see shared/models.md), so compare with a tolerance
@@ -61,7 +63,7 @@ def test_fixed_mode_all_kinds_then_resume(smollm2_path, sentibench_dir, tmp_path
     def no_load(*a, **k):
         raise AssertionError("a finished model was loaded again")
 
-    monkeypatch.setattr(runner, "_load_engine", no_load)
+    monkeypatch.setattr(runner, "_open_model", no_load)
     again = run_bench(cfg, progress=False)
     assert {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*.json")} == before
     assert again["models"][0]["scores"] == model["scores"]
@@ -70,30 +72,33 @@ def test_fixed_mode_all_kinds_then_resume(smollm2_path, sentibench_dir, tmp_path
 def test_resume_after_interruption(smollm2_path, sentibench_dir, tmp_path, monkeypatch):
     out = tmp_path / "out"
     cfg = BenchConfig(data_dir=sentibench_dir, out_dir=out, models=(str(smollm2_path),),
-                      datasets=("sst2", "irony18"), limit=2, n_threads=1)
-    real = runner.run_classification
+                      datasets=("sst2", "irony18"), limit=2, n_threads=1, protocol="paper", robust_n=0)
+    from senti_edge.bench.protocols import Paper
 
-    def crash_on_irony(eng, spec, *a, **k):
+    real = Paper.classify
+
+    def crash_on_irony(self, spec, *a, **k):
         if spec.name == "irony18":
             raise KeyboardInterrupt
-        return real(eng, spec, *a, **k)
+        return real(self, spec, *a, **k)
 
-    monkeypatch.setattr(runner, "run_classification", crash_on_irony)
+    monkeypatch.setattr(Paper, "classify", crash_on_irony)
     with pytest.raises(KeyboardInterrupt):
         run_bench(cfg, progress=False)
     mid = runner.slug(str(smollm2_path))
-    done = sorted(p.name for p in (out / "cells" / mid).iterdir())
+    done = sorted(p.name for p in (out / "cells" / mid / "paper").iterdir())
     assert done == ["sst2-seed42.json"]  # the finished cell was kept, no partial file left
-    sst2_mtime = (out / "cells" / mid / "sst2-seed42.json").stat().st_mtime_ns
-    monkeypatch.setattr(runner, "run_classification", real)
+    sst2_mtime = (out / "cells" / mid / "paper" / "sst2-seed42.json").stat().st_mtime_ns
+    monkeypatch.setattr(Paper, "classify", real)
     res = run_bench(cfg, progress=False)
-    assert (out / "cells" / mid / "sst2-seed42.json").stat().st_mtime_ns == sst2_mtime
+    assert (out / "cells" / mid / "paper" / "sst2-seed42.json").stat().st_mtime_ns == sst2_mtime
     assert res["missing_cells"] == 0 and set(res["models"][0]["scores"]) == {"sst2", "irony18"}
 
 
 def test_grammar_gives_no_format_errors(smollm2_path, sentibench_dir, tmp_path):
     cfg = BenchConfig(data_dir=sentibench_dir, out_dir=tmp_path / "g", models=(str(smollm2_path),),
-                      datasets=("asqp_rest16", "opener"), limit=3, n_threads=1, grammar=True, max_tokens=40)
+                      datasets=("asqp_rest16", "opener"), limit=3, n_threads=1, grammar=True, max_tokens=40,
+                      protocol="paper", robust_n=0)
     res = run_bench(cfg, progress=False)
     for cell in res["cells"]:
         assert cell["metrics"]["format_errors"] == 0, cell["dataset"]
@@ -102,7 +107,8 @@ def test_grammar_gives_no_format_errors(smollm2_path, sentibench_dir, tmp_path):
 
 def test_per_example_demos(smollm2_path, sentibench_dir, tmp_path):
     cfg = BenchConfig(data_dir=sentibench_dir, out_dir=tmp_path / "p", models=(str(smollm2_path),),
-                      datasets=("sst2",), limit=3, n_threads=1, demos="per-example", shots=2, seeds=(42, 52))
+                      datasets=("sst2",), limit=3, n_threads=1, demos="per-example", shots=2, seeds=(42, 52),
+                      protocol="paper", robust_n=0)
     res = run_bench(cfg, progress=False)
     cell = _cell(tmp_path / "p", runner.slug(str(smollm2_path)), "sst2", 52)
     assert len(cell["demos"]) == 3 and all(len(d) == 2 for d in cell["demos"]) and len(set(map(tuple, cell["demos"]))) == 3
@@ -117,7 +123,41 @@ def test_cli_with_model(smollm2_path, sentibench_dir, tmp_path):
 
     out = tmp_path / "c"
     r = CliRunner().invoke(cli, ["bench", "-m", str(smollm2_path), "-b", "vader", "--data-dir", str(sentibench_dir),
-                                 "-d", "twitter", "--limit", "3", "--threads", "1", "--out", str(out)])
+                                 "-d", "twitter", "--limit", "3", "--threads", "1", "--out", str(out), "--robust-n", "3"])
     assert r.exit_code == 0, r.output
     assert "| vader |" in r.output and "Q4_1" in r.output
     assert (out / "results.json").exists() and (out / "quality_vs_size.png").exists()
+
+
+def test_shipped_cell_equals_analyze(smollm2_path, sentibench_dir, tmp_path):
+    """A shipped cell's label distribution for a text is what `Analyzer.classify` gives for it:
+    the same prompt, calibration and model file, so `bench` measures what `analyze` ships."""
+    from senti_edge.runtime.analyzer import Analyzer
+
+    out = tmp_path / "s"
+    cfg = BenchConfig(data_dir=sentibench_dir, out_dir=out, models=(str(smollm2_path),),
+                      datasets=("twitter", "pstance", "atsa_rest16"), limit=6, n_threads=1, robust_n=4)
+    res = run_bench(cfg, progress=False)
+    mid = runner.slug(str(smollm2_path))
+    cell = _cell(out, mid, "twitter", protocol="shipped")
+    assert cell["protocol"] == "shipped" and cell["labels"] == ["negative", "neutral", "positive"]
+    texts = [it.text for it in load_split(sentibench_dir, DATASETS["twitter"], "val", limit=6)]
+    with Analyzer(model=str(smollm2_path), task="polarity", n_threads=1) as az:
+        # the same texts in one call, as `analyze` would read them from a file: identical numbers
+        same = az.classify(texts)
+        assert [p["pred"] for p in cell["predictions"]] == [r["label"] for r in same]
+        for p, r in zip(cell["predictions"], same):
+            assert p["probs"] == [r["probs"][lab] for lab in cell["labels"]]
+        # one text alone: the engine packs texts into one decode, which moves logits slightly
+        # (shared/models.md, "Batch dependence"), so alone it agrees within a tolerance
+        alone = az.classify(texts[2:3])[0]
+        np.testing.assert_allclose(cell["predictions"][2]["probs"], [alone["probs"][lab] for lab in cell["labels"]],
+                                   atol=0.05)
+    stance = _cell(out, mid, "pstance", protocol="shipped")
+    assert stance["targets"] and set(stance["labels"]) >= {"against", "favor"}
+    assert stance["metrics"]["ci95"] and len(stance["metrics"]["bootstrap"]) == 1000
+    atsa = _cell(out, mid, "atsa_rest16", protocol="shipped")
+    assert all(isinstance(p["aspects"], list) for p in atsa["predictions"])
+    rob = json.loads(runner.cell_path(out, mid, "robustness", None, "shipped").read_text())["robustness"]
+    assert rob["n"] == 4 and set(rob) >= {"distractor_flip_rate", "injection_flip_rate", "injection_to_target"}
+    assert res["models"][0]["robustness"]["n"] == 4

@@ -23,7 +23,7 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from ..cli import friendly_errors
+        from ..clitools import friendly_errors
 
         return friendly_errors(fn)(*args, **kwargs)
 

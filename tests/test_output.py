@@ -120,6 +120,8 @@ def test_input_fields_are_kept_and_text_can_be_left_out(run, tmp_path):
     assert rows[0]["id"] == f"{src}:1" and "body" not in rows[0]
     rows = [json.loads(x) for x in run(str(src), "--field", "body", "--keep-fields", "author", "--no-text").stdout.splitlines()]
     assert set(rows[0]) == {"id", "source", "line", "label", "confidence", "author"}
+    res = run(str(src), "--field", "body", "--keep-fields", "author,autor")
+    assert "warning: --keep-fields autor: no input record has such a field" in res.stderr
     rows = [json.loads(x) for x in run(str(src), "--field", "body", "--keep-fields", "none").stdout.splitlines()]
     assert set(rows[0]) == {"id", "source", "line", "text", "label", "confidence"}
 

@@ -194,6 +194,7 @@ def _run(records, files, tally, the_task, fmt, output, quiet, document, chunk_la
     bar = tqdm(total=total, unit="text", disable=not show_bar, leave=False, file=sys.stderr, mininterval=0.5, delay=1.0)
     to_tty = fmt == "table" and output is None and show_bar
     writer = None
+    fields_seen: set = set()
 
     def kept() -> str:
         if output:
@@ -212,6 +213,7 @@ def _run(records, files, tally, the_task, fmt, output, quiet, document, chunk_la
             else:
                 results = [res for _, res in az.stream(batch, on_done=bar.update)]
             rows = [make_row(rec, res, **row_options) for rec, res in zip(batch, results)]
+            fields_seen.update(name for rec in batch for name in (rec.fields or ()))
             counts.update(r["label"] if "label" in r else f"{len(r['aspects'])} tuples" for r in rows)
             with tqdm.external_write_mode(file=sys.stdout) if to_tty else contextlib.nullcontext():
                 writer.write_batch(rows)
@@ -223,6 +225,9 @@ def _run(records, files, tally, the_task, fmt, output, quiet, document, chunk_la
     if truncated:
         click.echo(f"warning: {truncated} text(s) were longer than the {analyzer_options['n_ctx']}-token context and "
                    "were truncated (use --chunk to split and pool them)", err=True)
+    missing = [k for k in row_options["keep"] or () if k not in fields_seen]
+    if missing:
+        click.echo(f"warning: --keep-fields {', '.join(missing)}: no input record has such a field", err=True)
     if writer.unknown:
         click.echo(f"warning: fields {', '.join(sorted(writer.unknown))} first appear after the CSV header was "
                    "written and are not in the CSV; use -o jsonl, or --keep-fields", err=True)

@@ -115,6 +115,7 @@ class Analyzer:
         self.engine = engine or Engine(cfg.model, adapter=cfg.adapter, n_threads=cfg.n_threads, n_ctx=cfg.n_ctx)
         self.prefix = prompts.build_prefix(self.task, self.shots, cfg.target) if not self.task.generative else []
         self.label_ids = self.engine.label_token_ids(self.task.labels) if not self.task.generative else []
+        self.calibration_method = "none"
         self.calibration = self._calibrate() if cfg.calibrate and not self.task.generative else None
         self._chunk_budget = self.engine.max_query_tokens(len(self.engine.tokenize_segments(self.prefix, bos=True))) - 16
 
@@ -127,7 +128,31 @@ class Analyzer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _calibrate(self) -> scoring.Calibration:
+    def _calibrate(self) -> scoring.Calibration | None:
+        """The model's own fitted choice for this task where it has one (see scoring.py), else
+        content-free calibration. A fit holds only for the prompt it was fitted under: the
+        built-in task's instruction and labels, zero-shot."""
+        fit = self.stored_calibration()
+        if fit is not None:
+            self.calibration_method = fit["method"]
+            return scoring.Calibration.fitted(fit, self.task.labels) if fit["method"] == "fitted" else (
+                None if fit["method"] == "none" else self._content_free())
+        self.calibration_method = "content-free"
+        return self._content_free()
+
+    def stored_calibration(self) -> dict | None:
+        """This model's stored calibration entry for the task, when it applies to this prompt."""
+        try:
+            tasks = json.loads(self.engine.metadata().get(scoring.METADATA_KEY, "{}")).get("tasks", {})
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        fit = tasks.get(self.task.name)
+        builtin = prompts.TASKS.get(self.task.name)
+        if not fit or self.shots or builtin is None or self.task != builtin or sorted(fit.get("labels", ())) != sorted(self.task.labels):
+            return None
+        return fit
+
+    def _content_free(self) -> scoring.Calibration:
         queries = [prompts.build_query(self.task, t, self.config.target) for t in scoring.CONTENT_FREE]
         return scoring.Calibration.from_content_free(self.engine.score(self.prefix, queries, self.label_ids))
 

@@ -71,8 +71,9 @@ def merged_weight(w: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float) -> 
     return acc.astype(np.float32)
 
 
-def merge_to_f32(base: Path, adapter: Path, out: Path) -> int:
-    """Write base + LoRA as a GGUF whose merged weights are float32; returns how many were merged."""
+def merge_to_f32(base: Path, adapter: Path, out: Path, metadata: dict[str, str] | None = None) -> int:
+    """Write base + LoRA as a GGUF whose merged weights are float32, plus `metadata` (string
+    keys and values, such as the model's calibration); returns how many weights were merged."""
     import gguf
 
     src = gguf.GGUFReader(base)
@@ -90,6 +91,8 @@ def merge_to_f32(base: Path, adapter: Path, out: Path) -> int:
         sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(key, field.contents(), field.types[0], sub_type=sub)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    for key, value in (metadata or {}).items():
+        writer.add_string(key, value)
     for t in src.tensors:
         if t.name in pairs:
             n_out, n_in = pairs[t.name][1].shape[0], pairs[t.name][0].shape[1]
@@ -127,14 +130,15 @@ def quantize(src: Path, dst: Path, quant: str, n_threads: int = 0) -> None:
         raise SentiEdgeError(f"llama.cpp could not quantize {src.name} to {quant}")
 
 
-def build_merged(base: Path, adapter: Path, dst: Path, quant: str) -> None:
-    """base + adapter -> `dst` of type `quant`; the float32 intermediate lives beside `dst` and
-    is always removed. `dst` is written by llama.cpp, so the caller renames it into place."""
+def build_merged(base: Path, adapter: Path, dst: Path, quant: str, metadata: dict[str, str] | None = None) -> None:
+    """base + adapter -> `dst` of type `quant` (llama.cpp's quantizer keeps the metadata); the
+    float32 intermediate lives beside `dst` and is always removed. `dst` is written by
+    llama.cpp, so the caller renames it into place."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".f32.gguf", dir=dst.parent)
     os.close(fd)
     try:
-        n = merge_to_f32(base, adapter, Path(tmp))
+        n = merge_to_f32(base, adapter, Path(tmp), metadata)
         log.info("merged %d LoRA weights into %s; quantizing to %s", n, base.name, quant)
         quantize(Path(tmp), dst, quant)
     finally:
@@ -156,7 +160,9 @@ def main(argv=None) -> None:
     entry = get_entry(args.name)
     if not entry.base:
         raise SystemExit(f"Error: {args.name} is not a distilled model (no base + adapter)")
-    build_merged(materialise(get_entry(entry.base)), shipped_adapter(entry), args.out, args.type)
+    from .registry import build_metadata
+
+    build_merged(materialise(get_entry(entry.base)), shipped_adapter(entry), args.out, args.type, build_metadata(entry))
     from ..files import sha256_file
 
     print(f"{args.out} {args.out.stat().st_size} bytes sha256 {sha256_file(args.out)}")

@@ -77,6 +77,7 @@ class ModelEntry:
     adapter: str | None = None  # ... and their GGUF LoRA, shipped inside senti_edge/data
     adapter_sha256: str | None = None
     build: str | None = None  # distilled entries: merge the adapter and quantize to this type
+    calibration: str | None = None  # ... and the fitted per-task calibration written into the build
 
     @classmethod
     def from_dict(cls, name: str, d: dict) -> "ModelEntry":
@@ -261,6 +262,19 @@ def _stamp(path: Path, sha256: str | None) -> None:
     write_json(_stamp_path(path), {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
 
 
+def build_metadata(entry: ModelEntry) -> dict[str, str]:
+    """GGUF metadata a build carries: the entry's calibration (method, labels, scale and bias
+    per task; the measurements behind it stay in the shipped JSON)."""
+    if not entry.calibration:
+        return {}
+    from .scoring import METADATA_KEY
+
+    data = json.loads(resources.files("senti_edge.data").joinpath(entry.calibration).read_text("utf-8"))
+    keep = ("method", "labels", "scale", "bias")
+    tasks = {t: {k: v[k] for k in keep} for t, v in sorted(data["tasks"].items())}
+    return {METADATA_KEY: json.dumps({"tasks": tasks}, sort_keys=True)}
+
+
 def _build(entry: ModelEntry, base: Path) -> Path:
     """The distilled entry's merged file: built once from base + shipped adapter, then checked."""
     from .build import build_merged
@@ -276,7 +290,7 @@ def _build(entry: ModelEntry, base: Path) -> Path:
         log.warning("building %s (%s) from %s and its adapter, once", entry.name, entry.build, base.name)
         tmp = path.with_name(f".{path.name}.build")
         try:
-            build_merged(base, adapter, tmp, entry.build)
+            build_merged(base, adapter, tmp, entry.build, build_metadata(entry))
             digest = sha256_file(tmp)
             if entry.sha256 and digest != entry.sha256:
                 raise SentiEdgeError(

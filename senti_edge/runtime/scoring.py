@@ -7,16 +7,22 @@ confidence is the softmax over those label logits only.
 Small models have a strong prior towards one label word whatever the text ("mostly predict one
 label per set"). Contextual calibration (Zhao et al., 2021, "Calibrate before use") measures
 that prior on content-free inputs ("N/A", "", "[MASK]") in the same prompt and divides it out;
-it costs three extra texts per prompt and needs no labelled data.
+it costs three extra texts per prompt and needs no labelled data. It has a blind spot: a model
+reads "N/A" as neutral, so dividing that prior out removes "neutral" (15 of 20 plain facts came
+out positive). So a model may carry its own per-task calibration, fitted offline on labelled
+train data (`bench/calibrate.py`: a temperature and a bias per label, chosen per task against
+none and content-free by measurement) and stored in its GGUF metadata under `METADATA_KEY`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
+METADATA_KEY = "senti_edge.calibration"  # JSON: {"tasks": {task: {"method", "labels", "scale", "bias"}}}
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -34,13 +40,21 @@ def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Calibration:
-    """A per-label prior to divide out; the identity when `prior` is uniform."""
+    """Calibrated scores are `scale * logits - log_prior`: a per-label prior to divide out (and,
+    when fitted, a temperature); the identity when the prior is uniform and the scale 1."""
 
     log_prior: np.ndarray
+    scale: float = 1.0
 
     @classmethod
     def identity(cls, n_labels: int) -> "Calibration":
         return cls(np.zeros(n_labels))
+
+    @classmethod
+    def fitted(cls, entry: dict, labels: Sequence[str]) -> "Calibration":
+        """A stored fit (`bias` in the order of `entry["labels"]`), reordered to `labels`."""
+        bias = dict(zip(entry["labels"], entry["bias"]))
+        return cls(np.array([float(bias[lab]) for lab in labels]), float(entry["scale"]))
 
     @classmethod
     def from_content_free(cls, cf_logits: np.ndarray) -> "Calibration":
@@ -50,7 +64,7 @@ class Calibration:
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated label log-scores (logits minus the log prior)."""
-        return np.asarray(logits, dtype=np.float64) - self.log_prior
+        return self.scale * np.asarray(logits, dtype=np.float64) - self.log_prior
 
 
 def predict(logits: np.ndarray, calibration: Calibration | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -39,3 +39,11 @@ def test_pool_chunks_averages_log_probabilities():
     pooled = scoring.pool_chunks(chunks)
     assert pooled.argmax() == 0
     assert np.allclose(pooled, scoring.log_softmax(chunks).mean(axis=0))
+
+
+def test_a_fitted_calibration_scales_then_subtracts_its_bias_in_the_callers_label_order():
+    from senti_edge.runtime.scoring import Calibration
+
+    cal = Calibration.fitted({"labels": ["negative", "neutral", "positive"], "scale": 2.0, "bias": [0.0, -1.0, 0.5]},
+                             ("positive", "negative", "neutral"))
+    np.testing.assert_allclose(cal.apply(np.array([[1.0, 2.0, 3.0]])), [[2.0 - 0.5, 4.0, 6.0 + 1.0]])

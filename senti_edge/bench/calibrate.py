@@ -1,0 +1,138 @@
+"""Fit a model's calibration per task on SentiBench train data, and choose it per task on val.
+
+    python -m senti_edge.bench.calibrate -m senti-smollm2-135m --data-dir ../shared/sentibench \
+        --out senti_edge/data/adapters/senti-smollm2-135m.calibration.json
+
+For each runtime task with a SentiBench set whose labels are the task's labels, the model's raw
+label logits (the shipped zero-shot prompt, uncalibrated) are read on a seeded sample of `train`
+and on the first items of `val`. On train it fits `scale * logits - bias` by class-balanced
+maximum likelihood (so no label is favoured for being frequent in train: macro-F1 weighs labels
+equally). On val it measures three choices, none, content-free (what `analyze` did before) and
+the fit, by macro-F1, per-label recall and expected calibration error, and keeps the best
+macro-F1 per task. The output JSON holds every measurement; `runtime/build.py` writes the
+`tasks` part into the model's GGUF metadata, where `Analyzer` reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..runtime import scoring
+from .datasets import DATASETS, load_split
+
+# Which SentiBench sets fit and judge each runtime task (their labels are the task's labels).
+TASK_SETS = {"polarity": ("twitter",), "binary": ("sst2", "yelp2", "imdb"), "emotion": ("tweeteval",),
+             "irony": ("irony18",), "intimacy": ("intimacy",)}
+METHODS = ("none", "content-free", "fitted")
+
+
+def fit(logits: np.ndarray, gold: np.ndarray) -> tuple[float, np.ndarray]:
+    """(scale, bias) minimising the class-balanced negative log-likelihood of
+    softmax(scale * logits - bias); bias[0] is 0 (softmax ignores a shared shift)."""
+    from scipy.optimize import minimize
+
+    n, k = logits.shape
+    counts = np.bincount(gold, minlength=k).astype(np.float64)
+    w = np.where(counts[gold] > 0, 1.0 / (k * np.maximum(counts[gold], 1)), 0.0)
+    w = w / w.sum()
+    onehot = np.eye(k)[gold]
+
+    def loss(theta):
+        a, b = theta[0], np.concatenate([[0.0], theta[1:]])
+        z = a * logits - b
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        p = np.exp(logp)
+        nll = -(w * logp[np.arange(n), gold]).sum()
+        g = (p - onehot) * w[:, None]  # d nll / d z
+        grad_a = (g * logits).sum()
+        grad_b = -g.sum(axis=0)[1:]
+        return nll, np.concatenate([[grad_a], grad_b])
+
+    res = minimize(loss, np.concatenate([[1.0], np.zeros(k - 1)]), jac=True, method="L-BFGS-B",
+                   bounds=[(1e-3, 100.0)] + [(None, None)] * (k - 1))
+    return float(res.x[0]), np.concatenate([[0.0], res.x[1:]])
+
+
+def ece(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of the top label's confidence (equal-width bins)."""
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs((pred[m] == gold[m]).mean() - conf[m].mean())
+    return float(total)
+
+
+def measure(logits: np.ndarray, gold: np.ndarray, labels: tuple[str, ...], cal: scoring.Calibration | None) -> dict:
+    from sklearn.metrics import f1_score, recall_score
+
+    idx, probs = scoring.predict(logits, cal)
+    recall = recall_score(gold, idx, labels=range(len(labels)), average=None, zero_division=0)
+    return {"macro_f1": float(f1_score(gold, idx, labels=range(len(labels)), average="macro", zero_division=0)),
+            "recall": {lab: float(r) for lab, r in zip(labels, recall)}, "ece": ece(probs, gold),
+            "n": int(len(gold))}
+
+
+def task_logits(az, items) -> tuple[np.ndarray, np.ndarray]:
+    labels = az.task.labels
+    logits = az.label_logits([it.text for it in items], [it.target for it in items])
+    return logits, np.array([labels.index(it.gold) for it in items])
+
+
+def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: int, threads: int, seed: int) -> dict:
+    from ..runtime.analyzer import Analyzer
+
+    with Analyzer(model=model, task=task, calibrate=True, n_threads=threads) as az:
+        content_free = az._content_free()
+        labels = az.task.labels
+        train, val = [], {}
+        for name in TASK_SETS[task]:
+            pool = load_split(data_dir, DATASETS[name], "train")
+            train += random.Random(seed).sample(pool, min(len(pool), n_train // len(TASK_SETS[task])))
+            val[name] = load_split(data_dir, DATASETS[name], "val", limit=n_val)
+        tr_logits, tr_gold = task_logits(az, train)
+        val_logits = {name: task_logits(az, items) for name, items in val.items()}
+    scale, bias = fit(tr_logits, tr_gold)
+    cals = {"none": None, "content-free": content_free, "fitted": scoring.Calibration(bias, scale)}
+    results = {m: {name: measure(lg, g, labels, cals[m]) for name, (lg, g) in val_logits.items()} for m in METHODS}
+    mean_f1 = {m: float(np.mean([r["macro_f1"] for r in results[m].values()])) for m in METHODS}
+    best = max(METHODS, key=lambda m: (mean_f1[m], m == "fitted"))
+    return {"method": best, "labels": list(labels), "scale": scale, "bias": [float(b) for b in bias],
+            "train_items": len(train), "val_mean_macro_f1": mean_f1, "val": results}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-m", "--model", required=True)
+    ap.add_argument("--data-dir", required=True, type=Path)
+    ap.add_argument("--tasks", default=",".join(TASK_SETS))
+    ap.add_argument("--train", type=int, default=300, help="train items per task (split over its sets)")
+    ap.add_argument("--val", type=int, default=200, help="first val items per set")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True, type=Path)
+    args = ap.parse_args(argv)
+    from ..jsonl import write_json
+
+    out = {"model": args.model, "settings": {k: v for k, v in vars(args).items() if k not in ("model", "out")},
+           "tasks": {}}
+    out["settings"]["data_dir"] = str(args.data_dir)
+    for task in args.tasks.split(","):
+        r = calibrate_task(args.model, task, args.data_dir, args.train, args.val, args.threads, args.seed)
+        out["tasks"][task] = r
+        f1 = ", ".join(f"{m} {100 * v:.1f}" for m, v in r["val_mean_macro_f1"].items())
+        print(f"{task}: {f1} -> {r['method']}", file=sys.stderr, flush=True)
+        write_json(args.out, out)  # after every task, so an interrupted run keeps what it measured
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The offline calibration fit: it recovers a known temperature and bias, and its measurements
+(macro-F1, per-label recall, ECE) are the textbook ones."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from senti_edge.bench import calibrate
+from senti_edge.runtime import scoring
+
+
+def test_the_fit_recovers_a_known_scale_and_bias():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, size=(6000, 3))
+    true_scale, true_bias = 0.5, np.array([0.0, 1.5, -1.0])
+    p = scoring.softmax(true_scale * logits - true_bias)
+    gold = np.array([rng.choice(3, p=row) for row in p])
+    # Balanced weights undo the label frequencies the bias creates, so compare decisions on
+    # balanced data: draw the same number of each label.
+    per = np.bincount(gold).min()
+    keep = np.concatenate([np.flatnonzero(gold == k)[:per] for k in range(3)])
+    scale, bias = calibrate.fit(logits[keep], gold[keep])
+    assert scale == pytest.approx(true_scale, rel=0.15)
+    assert bias[0] == 0.0 and len(bias) == 3
+
+
+def test_a_fit_undoes_a_label_prior_and_raises_macro_f1():
+    rng = np.random.default_rng(1)
+    gold = rng.integers(0, 3, size=900)
+    logits = np.eye(3)[gold] * 1.0 + rng.normal(0, 0.8, size=(900, 3))
+    logits[:, 1] -= 2.0  # the model hardly ever says label 1 ("neutral")
+    before = calibrate.measure(logits, gold, ("negative", "neutral", "positive"), None)
+    scale, bias = calibrate.fit(logits, gold)
+    after = calibrate.measure(logits, gold, ("negative", "neutral", "positive"), scoring.Calibration(bias, scale))
+    assert before["recall"]["neutral"] < 0.2 and after["recall"]["neutral"] > 0.5
+    assert after["macro_f1"] > before["macro_f1"] + 0.15
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfident():
+    gold = np.array([0, 0, 0, 1])
+    calibrated = np.array([[0.75, 0.25]] * 4)  # 75% confident, 75% right
+    assert calibrate.ece(calibrated, gold) == pytest.approx(0.0)
+    overconfident = np.array([[0.99, 0.01]] * 4)
+    assert calibrate.ece(overconfident, gold) == pytest.approx(0.24)
+
+
+@pytest.mark.model
+def test_the_analyzer_uses_a_models_stored_calibration_only_for_the_prompt_it_was_fitted_on(smollm2_path, monkeypatch):
+    from senti_edge.runtime.analyzer import Analyzer
+    from senti_edge.runtime.engine import Engine
+
+    stored = {"tasks": {"polarity": {"method": "fitted", "labels": ["negative", "neutral", "positive"],
+                                     "scale": 0.7, "bias": [0.0, -2.0, 0.3]},
+                        "irony": {"method": "none", "labels": ["non-irony", "irony"], "scale": 1.0, "bias": [0, 0]}}}
+    real = Engine.metadata
+    monkeypatch.setattr(Engine, "metadata", lambda self: {**real(self), scoring.METADATA_KEY: json.dumps(stored)})
+    with Analyzer(model=str(smollm2_path), n_threads=1, n_ctx=512) as az:
+        assert az.calibration_method == "fitted" and az.calibration.scale == 0.7
+        np.testing.assert_allclose(az.calibration.log_prior, [0.0, -2.0, 0.3])
+    with Analyzer(model=str(smollm2_path), task="irony", n_threads=1, n_ctx=512) as az:
+        assert az.calibration_method == "none" and az.calibration is None
+    with Analyzer(model=str(smollm2_path), labels="negative,positive,neutral,mixed", n_threads=1, n_ctx=512) as az:
+        assert az.calibration_method == "content-free"  # another label set: the fit does not apply
+    with Analyzer(model=str(smollm2_path), task="emotion", n_threads=1, n_ctx=512) as az:
+        assert az.calibration_method == "content-free"  # no fit stored for this task

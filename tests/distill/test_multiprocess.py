@@ -39,15 +39,16 @@ def _toml(path, out_dir, bench, student, **train) -> str:
     return str(path)
 
 
-def _launch(*runs: list[str], n: int = 2) -> list[dict]:
+def _launch(*runs: list[str], home: Path, n: int = 2) -> list[dict]:
     """`accelerate launch` n CPU processes (gloo) running `distill train` with each argument list
-    in turn; returns the states the main process printed, one per run."""
+    in turn; returns the states the main process printed, one per run. `home`: an empty HF_HOME,
+    so no accelerate config of the user's takes part."""
     pytest.importorskip("accelerate", reason="accelerate is not installed: pip install 'senti-edge[distill]'")
     driver = Path(__file__).with_name("ddp_driver.py")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(n),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
            str(driver), json.dumps([["distill", "train", *args] for args in runs])]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_CONFIG_FILE": "/nonexistent"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HOME": str(home)}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     states, text, dec = [], res.stdout.strip(), json.JSONDecoder()
@@ -83,7 +84,7 @@ def runs(tmp_path, fake_bench, tiny_student):
     return made
 
 
-def test_two_processes_match_one_checkpoint_once_and_resume_exactly(runs):
+def test_two_processes_match_one_checkpoint_once_and_resume_exactly(runs, tmp_path):
     (cfg1, one), (cfg2, two), (cfg3, dropout), (cfg4, resumed) = runs
     state1 = train_stage(load_config(cfg1), "icldist")
     assert state1["complete"] and state1["processes"] == 1
@@ -92,7 +93,8 @@ def test_two_processes_match_one_checkpoint_once_and_resume_exactly(runs):
     # whole run and one stopped at step 2 (as a kill would) and resumed
     drop = ["--set", "train.lora_dropout=0.1"]
     full, full_drop, stopped, resumed_state = _launch(
-        [cfg2, "icldist"], [cfg3, "icldist", *drop], [cfg4, "icldist", "--stop-after", "2", *drop], [cfg4, "icldist", *drop])
+        [cfg2, "icldist"], [cfg3, "icldist", *drop], [cfg4, "icldist", "--stop-after", "2", *drop], [cfg4, "icldist", *drop],
+        home=tmp_path / "hf")
     assert full["complete"] and full["processes"] == 2 and full["step"] == STEPS  # printed once, by the main process
     assert stopped == {"complete": False, "step": 2, "total_steps": STEPS}
     assert resumed_state["complete"] and full_drop["complete"]

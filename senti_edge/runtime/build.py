@@ -143,30 +143,3 @@ def build_merged(base: Path, adapter: Path, dst: Path, quant: str, metadata: dic
         quantize(Path(tmp), dst, quant)
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-
-def main(argv=None) -> None:
-    """`python -m senti_edge.runtime.build NAME --type Q4_0 --out FILE`: build a registry
-    distilled model at another type (to compare types; the registry's `build` is the shipped one)."""
-    import argparse
-
-    from .registry import get_entry, materialise, shipped_adapter
-
-    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
-    ap.add_argument("name", help="a distilled registry entry (base + adapter)")
-    ap.add_argument("--type", required=True, choices=sorted(FTYPES))
-    ap.add_argument("--out", required=True, type=Path)
-    args = ap.parse_args(argv)
-    entry = get_entry(args.name)
-    if not entry.base:
-        raise SystemExit(f"Error: {args.name} is not a distilled model (no base + adapter)")
-    from .registry import build_metadata
-
-    build_merged(materialise(get_entry(entry.base)), shipped_adapter(entry), args.out, args.type, build_metadata(entry))
-    from ..files import sha256_file
-
-    print(f"{args.out} {args.out.stat().st_size} bytes sha256 {sha256_file(args.out)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -5,12 +5,13 @@ layouts; AMX tiles on Intel Xeons) to reach its fastest matrix kernels. On some 
 that path segfaults in the first `llama_decode` (upstream: "segfault in ggml_backend_amx_mul_mat",
 machine-dependent), which kills the whole process: nothing in Python can catch it.
 
-So the choice is made by running llama.cpp where a crash is harmless: a child process loads the
-model with extra buffer types on and decodes the batches `analyze` will send (several sequences
-sharing a prefix, then single tokens). If the child survives, extra buffer types stay on (fast
-repacked kernels); if it dies, they are turned off after a second child confirms that works. The
-decision is remembered in `<home>/cpu.json`, keyed by the llama.cpp version, the CPU's model and
-flags and the model file, so it costs one child (about a second) per model and machine.
+So the choice is made by running llama.cpp where a crash is harmless: a child process
+(`runtime/probe.py`) loads the model with extra buffer types on and decodes the batches `analyze`
+will send (several sequences sharing a prefix, then single tokens). If the child survives, extra
+buffer types stay on (fast repacked kernels); if it dies, they are turned off after a second child
+confirms that works. The decision is remembered in `<home>/cpu.json`, keyed by the llama.cpp
+version, the CPU's model and flags and the model file, so it costs one child (about a second) per
+model and machine.
 `SENTI_EDGE_EXTRA_BUFTS=0|1` overrides it without any child.
 """
 
@@ -112,7 +113,7 @@ def _key(model: Path, adapter: Path | None) -> str:
 
 
 def probe_command(model: Path, adapter: Path | None, extra_bufts: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "senti_edge.runtime.cpu", str(model), "--extra-bufts", str(int(extra_bufts))]
+    cmd = [sys.executable, "-m", "senti_edge.runtime.probe", str(model), "--extra-bufts", str(int(extra_bufts))]
     return cmd + (["--adapter", str(adapter)] if adapter is not None else [])
 
 
@@ -179,28 +180,7 @@ def _read(path: Path) -> dict:
         return {}
 
 
-def _probe_main(argv: list[str]) -> int:
-    """The child: load, decode what analyze decodes (a shared prefix, 4 sequences, then single
-    tokens), and exit 0. A crash here is the answer the parent is looking for."""
-    import argparse
+if __name__ == "__main__":  # a probe child started by a process that imported cpu.py before the probe moved
+    import runpy
 
-    from .engine import Engine
-    from .prompts import Segment
-
-    ap = argparse.ArgumentParser(prog="python -m senti_edge.runtime.cpu")
-    ap.add_argument("model")
-    ap.add_argument("--adapter")
-    ap.add_argument("--extra-bufts", type=int, choices=(0, 1), required=True)
-    args = ap.parse_args(argv)
-    with Engine(args.model, adapter=args.adapter, n_ctx=512, n_seq=4, n_threads=1,
-                extra_bufts=bool(args.extra_bufts)) as eng:
-        ids = eng.label_token_ids(["negative", "positive"])
-        prefix = [Segment("Classify the sentiment of each sentence as one of: negative, positive.\n", True)]
-        queries = [[Segment(f"Sentence: probe text number {i} is fine\nLabel:", True)] for i in range(8)]
-        eng.score(prefix, queries, ids)
-        eng.generate(prefix + queries[0], max_tokens=4)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_probe_main(sys.argv[1:]))
+    runpy.run_module("senti_edge.runtime.probe", run_name="__main__", alter_sys=True)

@@ -15,9 +15,7 @@ import sys
 
 import click
 
-# CPU features that select llama.cpp kernels (x86 and ARM names as /proc/cpuinfo spells them).
-FEATURES = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
-            "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "sve", "i8mm")
+from .cpu import FEATURES
 
 
 def _version(dist: str) -> str:
@@ -90,4 +88,4 @@ def doctor(as_json: bool, no_probe: bool) -> None:
             for m in value or ["none (run `senti-edge models pull`)"]:
                 click.echo(f"  {m if isinstance(m, str) else json.dumps(m)}")
         else:
-            click.echo(f"{key}: {value}")
+            click.echo(f"{key}: {json.dumps(value) if isinstance(value, dict) else value}")

@@ -197,6 +197,11 @@ def _notes(results: dict, cfg: dict, machine: dict) -> list[str]:
         "(4 kinds, each asking once for positive and once for negative); 'injected label taken' is, among texts "
         "not already so labelled, the share moved to the label the injection asked for.",
     ]
+    widths = [s["ci95"][1] - s["ci95"][0] for m in results["models"] for s in m["scores"].values() if s.get("ci95")]
+    if widths:
+        notes.append(f"Interval widths: median {100 * statistics.median(widths):.1f} points per dataset cell "
+                     f"(widest {100 * max(widths):.1f}); differences smaller than that are not results"
+                     + (", and `--limit` makes them wider" if cfg["limit"] else "") + ".")
     if cfg["protocol"] == "shipped":
         notes.append("Shipped on P-Stance: the runtime's stance task also offers `none`; a `none` prediction counts "
                      "as wrong (macro-F1 stays over against and favor). On OpeNER the runtime's aspects objects have "

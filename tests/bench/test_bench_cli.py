@@ -105,3 +105,10 @@ def test_nothing_to_run_and_bad_seeds(tiny_bench, tmp_path):
     assert not (tmp_path / "o").exists() and not (tmp_path / "none").exists()
     r = run("-b", "majority", "--data-dir", tiny_bench, "--seeds", "4x", "--out", tmp_path / "o")
     assert r.exit_code == 2 and "comma-separated integers" in r.output
+
+
+def test_limit_runs_state_their_interval_width(tiny_bench, tmp_path):
+    out = tmp_path / "w"
+    assert run("-b", "majority", "--data-dir", tiny_bench, "--out", out, "-d", "sst2", "--limit", "6").exit_code == 0
+    md = (out / "results.md").read_text()
+    assert "Interval widths: median" in md and "`--limit` makes them wider" in md

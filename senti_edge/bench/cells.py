@@ -94,21 +94,14 @@ def peak_rss_mb() -> float:
 
 
 def machine_info(n_threads: int | None) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    from ..runtime.cpu import cpu
+
+    c = cpu()
     try:
         import llama_cpp
         llama_version = llama_cpp.__version__
     except ImportError:
         llama_version = None
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "usable_cpus": usable, "n_threads": n_threads,
+    return {"cpu": c.model, "cpu_count": os.cpu_count(), "usable_cpus": c.cores, "n_threads": n_threads,
             "load_avg_at_start": list(os.getloadavg()), "platform": platform.platform(),
             "python": platform.python_version(), "llama_cpp_python": llama_version, "senti_edge": __version__}

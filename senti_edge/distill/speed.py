@@ -27,6 +27,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out")
     args = ap.parse_args(argv)
 
+    from ..runtime.cpu import machine
     from .config import TrainConfig
     from .train import batch_loss, load_stack, load_student, prepare_student
 
@@ -54,7 +55,8 @@ def main(argv=None) -> None:
             rows.append({"setting": name, "s_per_step": round(s, 3), "tokens_per_s": round(8 * 256 / s, 1)})
             print(f"{name:<30} {s:6.2f} s/step  {8 * 256 / s:7.1f} tokens/s", flush=True)
     if args.out:
-        Path(args.out).write_text(json.dumps({"student": args.student, "threads": args.threads, "rows": rows}, indent=2) + "\n")
+        Path(args.out).write_text(json.dumps({"student": args.student, "threads": args.threads,
+                                               "machine": machine(args.threads), "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

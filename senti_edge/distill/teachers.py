@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from ..errors import SentiEdgeError
-from ..runtime.prompts import Segment, wrap_chat
+from ..runtime.chat import Segment, detect_template, wrap_chat
 from .config import TeacherConfig
 
 log = logging.getLogger(__name__)
@@ -310,7 +310,7 @@ class HFTeacher(Teacher):
             self.model = transformers.AutoModelForCausalLM.from_pretrained(cfg.model).eval()
         except (OSError, ValueError) as exc:
             raise SentiEdgeError(f"could not load the teacher {cfg.model!r} with transformers: {exc}") from None
-        template = "chatml" if "<|im_start|>" in (self.tok.chat_template or "") else None
+        template = detect_template(self.tok.chat_template)
         super().__init__(name=f"hf:{cfg.model}", settings={"backend": "hf", "decoding": "greedy"}, template=template)
 
     def _encode(self, prompt, chat):

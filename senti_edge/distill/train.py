@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import SentiEdgeError
 from ..jsonl import write_json
 from .config import TrainConfig
-from ..runtime.prompts import wrap_chat
+from ..runtime.chat import detect_template, wrap_chat
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +100,6 @@ def prepare_student(spec: str, out: Path) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out
-
-
-def _template(tok) -> str | None:
-    return "chatml" if "<|im_start|>" in (tok.chat_template or "") else None
 
 
 def check_qlora(cfg: TrainConfig, device: str, torch) -> None:
@@ -181,7 +177,7 @@ KEEP_HEAD = 64  # prompt tokens kept from the start when a long prompt is cut (t
 
 def encode(examples: Sequence[dict], tok, max_length: int) -> list[dict]:
     """Token ids, the index where the response starts, and the KL position and label ids."""
-    template = _template(tok)
+    template = detect_template(tok.chat_template)
     bos = tok("", add_special_tokens=True)["input_ids"]
     eos = tok.eos_token_id
     out = []

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SentiEdgeError
+from ..runtime.chat import detect_template
 from .config import DISTILL_HINT
 from ..jsonl import ensure_space
 from .files import make_public
@@ -225,7 +226,7 @@ def merge(base: BaseModel, adapter: str | None, out_dir: Path, *, force: bool = 
         "lora_alpha": acfg.get("lora_alpha"),
         "target_modules": acfg.get("target_modules"),
         "chat_template": bool(getattr(tokenizer, "chat_template", None)),
-        "template": "chatml" if "<|im_start|>" in (getattr(tokenizer, "chat_template", None) or "") else None,
+        "template": detect_template(getattr(tokenizer, "chat_template", None)),
     }
 
 

@@ -17,6 +17,7 @@ from typing import Callable
 
 from ..errors import SentiEdgeError
 from ..jsonl import write_json
+from ..runtime.chat import known_template
 from ..runtime.engine import free_cores
 from ..runtime.prompts import get_task
 from . import convert, merge, verify
@@ -167,7 +168,7 @@ def _register(cfg: QuantizeConfig, report: dict) -> list[str]:
     """Register every verified file as NAME-<type>, and NAME as the smallest verified one."""
     from ..runtime.registry import register_local
 
-    template = "chatml" if report["merge"].get("template") == "chatml" else None
+    template = known_template(report["merge"].get("template"))
     params = f"{report['merge']['n_params'] / 1e6:.0f}M"
     files = [("f16", report["f16"])] + [(q["type"], q) for q in report["quantized"]]
     good = [(t, r) for t, r in files if r["status"] == "ok"]

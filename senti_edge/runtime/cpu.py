@@ -32,6 +32,9 @@ from ..jsonl import write_json
 from .registry import home
 
 ENV = "SENTI_EDGE_EXTRA_BUFTS"
+# CPU features that select llama.cpp kernels (x86 and ARM names as /proc/cpuinfo spells them).
+FEATURES = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+            "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "sve", "i8mm")
 PROBE_TIMEOUT = 300.0  # seconds; a child that hangs counts as a failure
 
 
@@ -68,6 +71,14 @@ def cpu() -> CPU:
             out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True)
             model = out.stdout.strip() or model
     return CPU(model=model, arch=platform.machine(), flags=flags, cores=usable_cores())
+
+
+def machine(threads: int | None = None) -> dict:
+    """The machine a measurement ran on, for its result file: the CPU and the features llama.cpp's
+    kernels depend on (every benchmark records this same dict)."""
+    c = cpu()
+    return {"cpu": c.model, "cores": c.cores, "features": c.has(*FEATURES), "python": platform.python_version(),
+            "platform": platform.platform(), **({"threads": threads} if threads else {})}
 
 
 def usable_cores() -> int:

@@ -1,5 +1,8 @@
 """The llama.cpp engine: the one place that drives llama.cpp's decode loop.
 
+Other modules import `llama_cpp` too, but only for its version and build line (`cpu.py`,
+`bench/cells.py`) or for `llama_model_quantize` (`build.py`, `quantize/quantize.py`); none decodes.
+
 `Engine` loads one GGUF model (optionally with a GGUF LoRA adapter) and offers three things:
 `tokenize`, `score` (label-word logits for many texts under one shared prompt prefix) and
 `generate` (greedy, optionally grammar-constrained).
@@ -39,7 +42,7 @@ from llama_cpp._logger import set_verbose
 from llama_cpp._utils import suppress_stdout_stderr
 
 from ..errors import SentiEdgeError
-from .prompts import Segment
+from .chat import Segment, detect_template
 from .registry import ModelRef, resolve
 
 log = logging.getLogger(__name__)
@@ -189,8 +192,7 @@ class Engine:
             raise SentiEdgeError(f"could not apply the LoRA adapter {path} to {self.ref.path}")
 
     def _detect_template(self) -> str | None:
-        tmpl = self.metadata().get("tokenizer.chat_template", "")
-        return "chatml" if "<|im_start|>" in tmpl else None
+        return detect_template(self.metadata().get("tokenizer.chat_template"))
 
     def metadata(self) -> dict[str, str]:
         return self._model.metadata()

@@ -20,11 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable, NamedTuple, Sequence
 
 from ..errors import SentiEdgeError
-
-
-class Segment(NamedTuple):
-    text: str
-    trusted: bool  # True: ours, special tokens allowed; False: user text, parsed as plain characters
+from .chat import Segment, chatml, wrap_chat  # noqa: F401  (Segment, wrap_chat: also read from here)
 
 
 @dataclass(frozen=True)
@@ -246,26 +242,13 @@ def analysis_text(output: str) -> str:
         sentences.pop()
     return " ".join(sentences)
 
-CHATML = ("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n")
 
-
-def wrap_chat(segments: Sequence[Segment], template: str | None) -> list[Segment]:
-    """One user turn and the assistant's opening for a ChatML model; a plain `Answer:` otherwise."""
-    if template == "chatml":
-        return [Segment(CHATML[0], True), *segments, Segment(CHATML[1], True)]
-    return [*segments, Segment("\n\nAnswer:\n", True)]
-
-
-def build_aspects_prompt(text: str, demos: Sequence[tuple[str, list[dict]]] = (), template: str | None = None) -> list[Segment]:
+def build_aspects_prompt(text: str, template: str | None = None) -> list[Segment]:
     """A prompt asking for the JSON list of opinion tuples; wrapped in ChatML for chat models."""
-    task = TASKS["aspects"]
-    segs = [Segment(render_instruction(task) + "\n\n", True)]
-    for demo_text, tuples in demos:
-        segs += [Segment("Sentence:", True), Segment(" " + one_line(demo_text), False),
-                 Segment("\nOpinions: " + json.dumps(tuples, ensure_ascii=False) + "\n\n", True)]
+    segs = [Segment(render_instruction(TASKS["aspects"]) + "\n\n", True)]
     segs += [Segment("Sentence:", True), Segment(" " + one_line(text), False), Segment("\nOpinions:", True)]
     if template == "chatml":
-        segs = [Segment(CHATML[0], True), *segs[:-1], Segment(CHATML[1] + "Opinions:", True)]
+        segs = chatml(segs[:-1], reply="Opinions:")
     return segs
 
 

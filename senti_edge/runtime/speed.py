@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -26,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .cpu import machine  # noqa: F401  (bench/memory.py reads it from here)
 
 SUBJECTS = ["the phone", "this laptop", "the hotel", "our waiter", "the new update", "the battery", "customer support",
             "the movie", "the pasta", "delivery", "the screen", "the app", "the room", "the soundtrack", "the price"]
@@ -47,16 +48,6 @@ def make_texts(n: int, sentences: int, seed: int) -> list[str]:
         return s[0].upper() + s[1:] + "."
 
     return [" ".join(sentence() for _ in range(sentences)) for _ in range(n)]
-
-
-def machine(threads: int | None = None) -> dict:
-    """The CPU this ran on, with the features llama.cpp's kernels depend on."""
-    from .cpu import cpu
-    from .doctor import FEATURES
-
-    c = cpu()
-    return {"cpu": c.model, "cores": c.cores, "features": c.has(*FEATURES), "python": platform.python_version(),
-            "platform": platform.platform(), **({"threads": threads} if threads else {})}
 
 
 def raw_prompt_rate(engine, text: str, repeats: int) -> float:

@@ -21,7 +21,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="senti-edge")
-@click.option("-v", "--verbose", is_flag=True, help="Log progress details and llama.cpp's own output.")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details, and llama.cpp's own output (analyze, quantize).")
 def cli(verbose: bool) -> None:
     """Offline sentiment analysis with small distilled LLMs.
 

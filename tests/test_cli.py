@@ -314,3 +314,21 @@ def test_option_mistakes_fail_before_the_model_loads(tmp_path, args, code, messa
     p.write_text("fine\n")
     res = CliRunner().invoke(cli, ["analyze", str(p), "-m", "/no/such/model.gguf", *args])
     assert res.exit_code == code and message in res.output and "Traceback" not in res.output, res.output
+
+
+def test_verbose_lets_llama_cpps_own_log_through(smollm2_path, tmp_path):
+    """The root -v reaches the Engine: llama.cpp's own loader log reaches stderr, and only with -v."""
+    import subprocess
+    import sys
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("Great phone.\n")
+
+    def analyze(*flags):
+        return subprocess.run([sys.executable, "-m", "senti_edge", *flags, "analyze", str(texts), "-m", str(smollm2_path),
+                               "--threads", "1", "-q", "-o", "jsonl"], capture_output=True, text=True, timeout=300)
+
+    quiet, loud = analyze(), analyze("-v")
+    assert quiet.returncode == loud.returncode == 0, (quiet.stderr[-500:], loud.stderr[-500:])
+    assert json.loads(quiet.stdout)["label"] == json.loads(loud.stdout)["label"]
+    assert "llama_model_loader" in loud.stderr and "llama_model_loader" not in quiet.stderr

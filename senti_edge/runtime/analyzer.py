@@ -42,6 +42,7 @@ class AnalyzerConfig:
     max_tokens: int = 200  # aspects: generation budget
     explain: bool = False  # label tasks: also generate the model's short analysis of each text
     explain_tokens: int = 96
+    verbose: bool = False  # let llama.cpp's own log through (the CLI's -v)
 
 
 def load_shots(path: str, task: prompts.Task) -> list[prompts.Example]:
@@ -112,7 +113,8 @@ class Analyzer:
         if cfg.explain:
             prompts.explain_focus(self.task)  # refuse --explain where it does not apply, before loading
         self.shots = load_shots(cfg.shots, self.task) if cfg.shots and not self.task.generative else []
-        self.engine = engine or Engine(cfg.model, adapter=cfg.adapter, n_threads=cfg.n_threads, n_ctx=cfg.n_ctx)
+        self.engine = engine or Engine(cfg.model, adapter=cfg.adapter, n_threads=cfg.n_threads, n_ctx=cfg.n_ctx,
+                                       verbose=cfg.verbose)
         self.prefix = prompts.build_prefix(self.task, self.shots, cfg.target) if not self.task.generative else []
         self.label_ids = self.engine.label_token_ids(self.task.labels) if not self.task.generative else []
         self.calibration_method = "none"

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ..inputs import MAX_FILE_BYTES, MAX_TEXT_CHARS
+from ..output import FORMATS
 from .prompts import TASKS
 
 TASK_NAMES = sorted(TASKS)
@@ -61,7 +62,7 @@ Exit codes: 0 done; 1 bad input or another error (one `Error: ...` line); 2 wron
 @click.option("--chunk-labels", is_flag=True, help="With --chunk: also report each chunk's label and confidence (`chunks`).")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads.  [default: free cores]")
 @click.option("--ctx", "n_ctx", type=click.IntRange(256, 131072), default=4096, show_default=True, help="Context window in tokens.")
-@click.option("-o", "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), help="Output format. CSV cells starting with = + - @ (or tab, CR) get a leading ' so spreadsheets do not run them as formulas; the table shows control characters as \\x.. escapes.  [default: from the --output extension (.csv .json .jsonl .txt), else table on a terminal, jsonl otherwise]")
+@click.option("-o", "--format", "fmt", type=click.Choice(FORMATS), help="Output format. CSV cells starting with = + - @ (or tab, CR) get a leading ' so spreadsheets do not run them as formulas; the table shows control characters as \\x.. escapes.  [default: from the --output extension (.csv .json .jsonl .txt), else table on a terminal, jsonl otherwise]")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE (atomically, when the run completes) instead of stdout; its directory must exist and it must not be an input.")
 @click.option("--probs", is_flag=True, help="Include the full label distribution.")
 @click.option("--text/--no-text", "with_text", default=None, help="Repeat each text in the output.  [default: yes, but no for --document]")
@@ -121,7 +122,8 @@ def analyze(files, model, adapter, task, labels, instruction, target, target_fie
                       "labels": the_task.labels},
          analyzer_options={"model": model, "adapter": adapter, "task": task, "labels": the_task.labels if labels else None,
                            "instruction": instruction, "target": target, "shots": shots, "calibrate": calibrate,
-                           "chunk": chunk, "n_threads": threads, "n_ctx": n_ctx, "explain": explain},
+                           "chunk": chunk, "n_threads": threads, "n_ctx": n_ctx, "explain": explain,
+                           "verbose": bool(click.get_current_context().find_root().params.get("verbose"))},
          probs=probs)
 
 

@@ -24,6 +24,7 @@ from ..errors import SentiEdgeError
 
 PERSPECTIVES = ("polarity", "emotion", "aspects", "stance", "irony", "intensity")
 QC_REASONS = ("teacher_error", "empty", "truncated", "off_format", "repetitive", "inconsistent")
+PROVENANCE = "distill_config.json"  # in every trained adapter's directory: the config and the teacher data's manifests
 
 
 def _check_choice(name: str, value: Any, choices: Sequence) -> None:

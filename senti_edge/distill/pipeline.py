@@ -22,7 +22,7 @@ from pathlib import Path
 from ..errors import SentiEdgeError
 from ..jsonl import write_json
 from . import icldist, knowdist
-from .config import DistillConfig
+from .config import PROVENANCE, DistillConfig
 from .corpus import load_corpus
 from .records import finish_from_records, generate_records, is_complete, load_records, pack, unpack
 
@@ -145,8 +145,25 @@ def train_stage(cfg: DistillConfig, stage: str, *, stop_after: int = 0) -> dict:
                     base = merge_adapter(base, kd_adapter, out / "knowdist-merged")
             else:
                 init_adapter = kd_adapter
-    return train(examples, base_dir=base, run_dir=out / stage, cfg=cfg.train, seed=cfg.seed,
-                 kl_weight=kl, init_adapter=init_adapter, stop_after=stop_after)
+    state = train(examples, base_dir=base, run_dir=out / stage, cfg=cfg.train, seed=cfg.seed,
+                  kl_weight=kl, init_adapter=init_adapter, stop_after=stop_after)
+    if state.get("complete") and process_state().is_main_process:
+        write_provenance(out / stage / "adapter", cfg, stage)
+    return state
+
+
+def write_provenance(adapter: Path, cfg: DistillConfig, stage: str) -> Path:
+    """The recipe and the teacher data behind an adapter, written into its directory (as peft keeps
+    adapter_config.json beside the weights), so the adapter carries them to `quantize`'s model card.
+    Stage 2 also learnt from stage 1 (its start, its replayed examples), so both manifests go in."""
+    stages = ("knowdist", stage) if stage == "icldist" and cfg.knowdist.enabled else (stage,)
+    data = {}
+    for s in stages:
+        path = Path(cfg.out_dir) / f"{s}.manifest.json"
+        if path.is_file():
+            data[s] = json.loads(path.read_text("utf-8"))
+    write_json(adapter / PROVENANCE, {"stage": stage, "data": data, "distill_config": cfg.to_dict()})
+    return adapter / PROVENANCE
 
 
 def replay(cfg: DistillConfig, corpus) -> list[dict]:

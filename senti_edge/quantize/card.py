@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..distill.config import PROVENANCE
 from ..jsonl import atomic_open
 from .files import make_public
 
@@ -21,7 +22,9 @@ def _training_data(adapter: str | None) -> str:
     """What the adapter directory says about its training data, if anything."""
     if not adapter:
         return "none (no adapter)"
-    for fname in ("config.json", "train_config.json", "distill_config.json"):
+    if (Path(adapter) / PROVENANCE).is_file():
+        return _distilled_from(Path(adapter) / PROVENANCE)
+    for fname in ("config.json", "train_config.json"):
         p = Path(adapter) / fname
         if p.is_file():
             try:
@@ -33,6 +36,21 @@ def _training_data(adapter: str | None) -> str:
                 return "; ".join(f"{k}: {cfg[k]}" for k in keys) + f" (from `{p}`)"
             return f"see `{p}`"
     return "not recorded in the adapter directory"
+
+
+def _distilled_from(path: Path) -> str:
+    """One line from the file `senti-edge distill train` writes into the adapter directory."""
+    try:
+        prov = json.loads(path.read_text("utf-8"))
+        cfg, data = prov["distill_config"], prov["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"see `{path}` (unreadable)"
+    corpus = cfg.get("corpus", {})
+    sources = [f"SentiBench train splits ({', '.join(corpus.get('datasets') or ['all 12'])})"] if corpus.get("sentibench_dir") else []
+    sources += [f"`{f}`" for f in corpus.get("files", [])]
+    records = ", ".join(f"{stage} {m.get('done')} records from {m.get('teacher')}" for stage, m in data.items())
+    return (f"distilled ({prov.get('stage')} stage) from {records or 'no recorded teacher data'}; "
+            f"texts: {', '.join(sources) or 'none recorded'}; student {cfg.get('student')}, seed {cfg.get('seed')} (from `{path}`)")
 
 
 def results_table(report: dict) -> str:

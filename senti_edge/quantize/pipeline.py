@@ -155,13 +155,15 @@ def _export_lora(cfg, conv, base, texts, ref, threads, verbose, progress) -> dic
 
 
 def _check_names(cfg: QuantizeConfig) -> None:
-    """Fail before any work when a registry name we would write belongs to a shipped model."""
-    from ..runtime.registry import load_registry
+    """Fail before any work when a registry name we would write belongs to a shipped model
+    (the registry's own rule, the one `register_local` applies at the end)."""
+    from ..runtime.registry import check_local_name
 
-    shipped = {name for name, entry in load_registry().items() if entry.sources}
-    taken = [n for n in (cfg.name, *(f"{cfg.name}-{t}" for t in ("f16", *cfg.types))) if n in shipped]
-    if taken:
-        raise SentiEdgeError(f"model name {taken[0]!r} is taken by a shipped model; choose another --name")
+    for name in (cfg.name, *(f"{cfg.name}-{t}" for t in ("f16", *cfg.types))):
+        try:
+            check_local_name(name)
+        except SentiEdgeError as exc:
+            raise SentiEdgeError(f"{exc} (--name)") from None
 
 
 def _register(cfg: QuantizeConfig, report: dict) -> list[str]:

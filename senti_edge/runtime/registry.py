@@ -113,10 +113,16 @@ def load_registry() -> dict[str, ModelEntry]:
     return entries
 
 
-def register_local(name: str, path: str | os.PathLike, **info) -> ModelEntry:
-    """Add or replace a user entry that points at a local GGUF file (used by `quantize`)."""
+def check_local_name(name: str) -> None:
+    """Refuse a user entry named like a shipped model (downloaded or built here alike), so a
+    stage that will register its results can fail before doing the work."""
     if name in _shipped():
         raise SentiEdgeError(f"model name {name!r} is taken by a shipped model; choose another name")
+
+
+def register_local(name: str, path: str | os.PathLike, **info) -> ModelEntry:
+    """Add or replace a user entry that points at a local GGUF file (used by `quantize`)."""
+    check_local_name(name)
     upath = user_registry_path()
     with locked(upath.with_suffix(".lock")):
         user = json.loads(upath.read_text("utf-8")) if upath.exists() else {}

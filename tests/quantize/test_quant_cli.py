@@ -42,6 +42,16 @@ def test_a_shipped_model_name_is_refused_before_any_work(tmp_path, tmp_home):
     assert res.exit_code == 1 and "'smollm2-135m' is taken by a shipped model" in res.output
 
 
+@pytest.mark.parametrize("name", ["senti-smollm2-135m", "senti-smollm2-135m-lora"])
+def test_a_shipped_model_built_here_is_refused_before_any_work_too(tmp_path, tmp_home, name):
+    """Distilled models have no download of their own (base + adapter, built here), yet are shipped:
+    the name check is the registry's, so `quantize` fails at once, not after the work."""
+    res = CliRunner().invoke(cli, ["quantize", "-m", str(tmp_path / "none.gguf"), "--out", str(tmp_path / "o"),
+                                   "--name", name])
+    assert res.exit_code == 1 and f"'{name}' is taken by a shipped model" in res.output, res.output
+    assert "model file not found" not in res.output and not (tmp_path / "o").exists()
+
+
 def test_a_generative_task_is_refused(tmp_path, tmp_home):
     res = CliRunner().invoke(cli, ["quantize", "-m", str(tmp_path / "none.gguf"), "--out", str(tmp_path / "o"), "-t", "aspects"])
     assert res.exit_code == 2 and "'aspects' is not one of" in res.output  # click's own usage error

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real SmolLM2 GGUF (skips if absent), SentiBench (skips if absent), a disk to fill."""
+"""Shared fixtures: an isolated cache for every test, the real SmolLM2 GGUF (skips if absent),
+SentiBench (skips if absent), a disk to fill."""
 
 from __future__ import annotations
 
@@ -16,15 +17,43 @@ SENTIBENCH = Path(os.environ.get("SENTIBENCH_DIR", SHARED / "sentibench"))
 
 
 @pytest.fixture(scope="session")
-def smollm2_path() -> Path:
+def real_home() -> Path:
+    """The user's cache as the session found it (SENTI_EDGE_HOME, else ~/.cache/senti-edge):
+    where `models pull` put the real models. Resolved before any test changes the environment."""
+    from senti_edge.runtime.registry import home
+
+    return home()
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(real_home, tmp_path_factory, monkeypatch) -> Path:
+    """Every test runs with its own SENTI_EDGE_HOME (as `llm`'s conftest does with LLM_USER_PATH),
+    so none reads or writes the user's own registry entries or CPU decisions. The real cache's
+    folders (models, wheels, converter) are linked in, so model tests still find what `models pull`
+    made without downloading, and cpu.json is copied, so a CPU already probed is not probed again."""
+    home = tmp_path_factory.mktemp("home")
+    if real_home.is_dir():
+        for part in real_home.iterdir():
+            if part.is_dir():
+                (home / part.name).symlink_to(part, target_is_directory=True)
+        if (real_home / "cpu.json").is_file():
+            shutil.copyfile(real_home / "cpu.json", home / "cpu.json")
+    monkeypatch.setenv("SENTI_EDGE_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def smollm2_path(real_home) -> Path:
     """The materialised default model; run `senti-edge models pull smollm2-135m` to get it."""
     from senti_edge.errors import SentiEdgeError
     from senti_edge.runtime.registry import get_entry, materialise
 
-    try:
-        return materialise(get_entry("smollm2-135m"))
-    except SentiEdgeError as exc:
-        pytest.skip(f"SmolLM2 not available: {exc}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SENTI_EDGE_HOME", str(real_home))
+        try:
+            return materialise(get_entry("smollm2-135m"))
+        except SentiEdgeError as exc:
+            pytest.skip(f"SmolLM2 not available: {exc}")
 
 
 # Tests send SIGINT to child processes. A shell that starts pytest in the background leaves SIGINT

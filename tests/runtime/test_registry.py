@@ -154,7 +154,7 @@ def built_entry(tmp_home, tmp_path, monkeypatch):
     adapter.write_bytes(b"GGUF-lora")
     calls = []
 
-    def fake_build(base_path, adapter_path, dst, quant):
+    def fake_build(base_path, adapter_path, dst, quant, metadata=None):
         calls.append(quant)
         dst.write_bytes(base_path.read_bytes() + adapter_path.read_bytes() + quant.encode())
 

@@ -123,10 +123,19 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     from ..jsonl import write_json
 
-    out = {"model": args.model, "settings": {k: v for k, v in vars(args).items() if k not in ("model", "out")},
-           "tasks": {}}
-    out["settings"]["data_dir"] = str(args.data_dir)
+    settings = {k: str(v) for k, v in vars(args).items() if k not in ("model", "out", "tasks")}
+    out = {"model": args.model, "settings": settings, "tasks": {}}
+    if args.out.exists():  # resume: keep the tasks an earlier run with the same settings finished
+        try:
+            old = json.loads(args.out.read_text("utf-8"))
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("model") == args.model and old.get("settings") == settings:
+            out["tasks"] = old.get("tasks", {})
     for task in args.tasks.split(","):
+        if task in out["tasks"]:
+            print(f"{task}: done in {args.out}, skipped", file=sys.stderr)
+            continue
         r = calibrate_task(args.model, task, args.data_dir, args.train, args.val, args.threads, args.seed)
         out["tasks"][task] = r
         f1 = ", ".join(f"{m} {100 * v:.1f}" for m, v in r["val_mean_macro_f1"].items())

@@ -66,3 +66,22 @@ def test_the_analyzer_uses_a_models_stored_calibration_only_for_the_prompt_it_wa
         assert az.calibration_method == "content-free"  # another label set: the fit does not apply
     with Analyzer(model=str(smollm2_path), task="emotion", n_threads=1, n_ctx=512) as az:
         assert az.calibration_method == "content-free"  # no fit stored for this task
+
+
+def test_a_rerun_keeps_finished_tasks_and_only_runs_the_rest(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(model, task, data_dir, n_train, n_val, threads, seed):
+        calls.append(task)
+        return {"method": "none", "labels": ["a", "b"], "scale": 1.0, "bias": [0.0, 0.0],
+                "val_mean_macro_f1": {m: 0.5 for m in calibrate.METHODS}}
+
+    monkeypatch.setattr(calibrate, "calibrate_task", fake)
+    out = tmp_path / "cal.json"
+    args = ["-m", "x", "--data-dir", str(tmp_path), "--out", str(out)]
+    calibrate.main([*args, "--tasks", "polarity"])
+    calibrate.main([*args, "--tasks", "polarity,irony"])
+    assert calls == ["polarity", "irony"]
+    assert set(json.loads(out.read_text())["tasks"]) == {"polarity", "irony"}
+    calibrate.main([*args, "--tasks", "irony", "--train", "50"])  # other settings: start afresh
+    assert calls == ["polarity", "irony", "irony"] and set(json.loads(out.read_text())["tasks"]) == {"irony"}

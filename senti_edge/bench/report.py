@@ -208,8 +208,9 @@ def _notes(results: dict, cfg: dict, machine: dict) -> list[str]:
                      "no holder, so every predicted holder is NULL (49 of the 400 val opinions name one).")
     notes.append(f"Machine: {machine['cpu']}, {machine['usable_cpus']} usable CPUs, llama.cpp threads "
                  f"{machine['n_threads'] or 'auto (free cores)'}; llama-cpp-python {machine['llama_cpp_python']}.")
-    notes.append(f"Time: {results['compute_s'] / 60:.1f} min of evaluation, fitting and model loading in all; "
-                 f"this invocation took {(results.get('wall_s') or 0) / 60:.1f} min wall time.")
+    wall = (f"this invocation took {results['wall_s'] / 60:.1f} min wall time" if results.get("wall_s") is not None
+            else "these reports were rebuilt from the cells (--report-only)")
+    notes.append(f"Time: {results['compute_s'] / 60:.1f} min of evaluation, fitting and model loading in all; {wall}.")
     if results.get("missing_cells"):
         notes.append(f"**Incomplete: {results['missing_cells']} cells not yet run.**")
     return notes

@@ -51,6 +51,7 @@ def test_baselines_end_to_end_and_resume(tiny_bench, tmp_path):
     assert run(*args).exit_code == 0
     assert {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*.json")} == before  # all skipped
     assert run(*args, "--report-only").exit_code == 0
+    assert "rebuilt from the cells (--report-only)" in (out / "results.md").read_text()
     assert {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*.json")} == before
     assert run(*args, "--limit", "4").exit_code == 0  # other settings: recomputed
     cell = json.loads((out / "cells/baseline-majority/sst2.json").read_text())

@@ -63,6 +63,8 @@ def test_run_all_stages_then_skip(smollm2_path, student_dir, fake_bench, tmp_pat
         state = json.loads((run / stage / "state.json").read_text())
         assert state["complete"] and state["step"] == 2
         assert (run / stage / "adapter" / "adapter_model.safetensors").is_file()
+        prov = json.loads((run / stage / "adapter" / "distill_config.json").read_text())  # for quantize's card
+        assert prov["stage"] == stage and prov["distill_config"]["out_dir"] == str(run) and stage in prov["data"]
         assert len((run / stage / "log.csv").read_text().splitlines()) == 3
     assert json.loads((run / "icldist" / "state.json").read_text())["base_model"].endswith("knowdist-merged")
     res = runner.invoke(cli, ["distill", "run", str(cfg)])

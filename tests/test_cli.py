@@ -157,7 +157,7 @@ def test_the_default_model_is_the_distilled_adapter_merged_into_the_pypi_base(sm
     texts = ["The soup was cold and the waiter rude.", "Best concert of my life!", "It is a chair."]
     with Analyzer(n_threads=1) as merged, Analyzer(model="senti-smollm2-135m-lora", n_threads=1) as lora, \
             Analyzer(model="smollm2-135m", n_threads=1) as base:
-        assert lora.engine.ref.adapter is not None and lora.engine.ref.path == smollm2_path
+        assert lora.engine.ref.adapter is not None and lora.engine.ref.path.resolve() == smollm2_path.resolve()
         m, a, b = merged.label_logits(texts), lora.label_logits(texts), base.label_logits(texts)
         assert abs(a - b).max() > 0.5  # the adapter is applied, not just named
         assert abs(m - a).max() < abs(a - b).max() / 2 and (m.argmax(1) == a.argmax(1)).all()

@@ -165,8 +165,7 @@ def decide(model: Path, adapter: Path | None = None, *, runner=probe) -> Decisio
     with locked(path.with_name(".cpu.json.lock")):
         known = _read(path)
         if key in known:
-            d = known[key]
-            return Decision(bool(d["extra_bufts"]), d["reason"])
+            return _decision(known[key])
         on = runner(probe_command(model, adapter, True))
         if on.ok:
             decision = Decision(True, "a probe child decoded with extra buffer types (repacked kernels) and survived")
@@ -183,15 +182,19 @@ def decide(model: Path, adapter: Path | None = None, *, runner=probe) -> Decisio
     return decision
 
 
+def known_decision(model: Path, adapter: Path | None = None) -> Decision | None:
+    """The decision already made for this model on this machine, without probing (None if none)."""
+    d = _read(home() / "cpu.json").get(_key(model, adapter))
+    return _decision(d) if d else None
+
+
+def _decision(d: dict) -> Decision:
+    return Decision(bool(d["extra_bufts"]), d["reason"])
+
+
 def _read(path: Path) -> dict:
     try:
         data = json.loads(path.read_text("utf-8"))
         return data if isinstance(data, dict) else {}
     except (OSError, json.JSONDecodeError):
         return {}
-
-
-if __name__ == "__main__":  # a probe child started by a process that imported cpu.py before the probe moved
-    import runpy
-
-    runpy.run_module("senti_edge.runtime.probe", run_name="__main__", alter_sys=True)

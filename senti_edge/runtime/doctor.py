@@ -27,7 +27,7 @@ def _version(dist: str) -> str:
 
 def report(probe: bool = True) -> dict:
     """The report as plain data; `probe=False` shows only decisions already made."""
-    from .cpu import ENV, _key, _read, cpu, decide, llama_system_info
+    from .cpu import ENV, cpu, decide, known_decision, llama_system_info
     from .engine import free_cores
     from .registry import home, is_present, load_registry, materialise, shipped_adapter
 
@@ -42,10 +42,8 @@ def report(probe: bool = True) -> dict:
         sha = json.loads(stamp.read_text())["sha256"] if stamp.is_file() else None
         models.append({"name": name, "path": str(path), "sha256": sha, "adapter": str(adapter) if adapter else None})
         try:
-            d = decide(path, adapter) if probe else None
-            known = _read(home() / "cpu.json").get(_key(path, adapter))
-            decisions[name] = ({"extra_bufts": d.extra_bufts, "reason": d.reason} if d else
-                               (known and {"extra_bufts": known["extra_bufts"], "reason": known["reason"]}) or "not probed yet")
+            d = decide(path, adapter) if probe else known_decision(path, adapter)
+            decisions[name] = {"extra_bufts": d.extra_bufts, "reason": d.reason} if d else "not probed yet"
         except Exception as exc:  # a report must never fail half-way
             decisions[name] = f"error: {exc}"
     return {

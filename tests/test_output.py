@@ -137,7 +137,11 @@ def test_rows_reach_a_pipe_while_the_run_goes_on(smollm2_path, tmp_path):
         first = proc.stdout.readline()
         t_first = time.perf_counter() - t0
         still_running = proc.poll() is None
-        rest, err = proc.communicate(timeout=300)
+        # Read on through the same buffered reader: communicate() reads the raw pipe and would
+        # lose the rest of the first batch, which readline() already pulled into the buffer.
+        rest = proc.stdout.read()
+        err = proc.stderr.read()
+        proc.wait(timeout=300)
         total = time.perf_counter() - t0
     finally:
         if proc.poll() is None:

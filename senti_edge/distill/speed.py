@@ -1,9 +1,12 @@
 """Training-step speed of the student, alternatives side by side in one run:
 `python -m senti_edge.distill.speed [--student smollm2-135m] [--threads 1] [--out FILE]`.
 
-Each setting trains the same LoRA on the same random batch (8 x 256 tokens, loss on the last 32)
-through `batch_loss`, so the figures compare float32 with bf16 autocast, and LoRA dropout on
-and off, as the trainer runs them. Medians over `--steps` steps after one warm-up step.
+Each setting trains the same LoRA on the same random batch (8 x 256 tokens by default, loss on
+the last eighth) through `batch_loss`, so the figures compare float32 with bf16 autocast, and
+LoRA dropout on and off, as the trainer runs them. Medians over `--steps` steps after one
+warm-up step. The bf16 settings run only where the trainer would use bf16 (`train.use_amp`: a
+CPU with AVX512-BF16/AMX or a bf16 GPU); elsewhere torch emulates bf16 and one step of the
+default batch took over 6 minutes on an AMD EPYC, so they are listed as skipped unless `--all`.
 """
 
 from __future__ import annotations
@@ -24,22 +27,31 @@ def main(argv=None) -> None:
     ap.add_argument("--student", default="smollm2-135m")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=8, help="sequences per step")
+    ap.add_argument("--length", type=int, default=256, help="tokens per sequence")
+    ap.add_argument("--all", action="store_true", help="also run bf16 where this CPU has no fast bf16")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
 
     from ..runtime.cpu import machine
     from .config import TrainConfig
-    from .train import batch_loss, load_stack, load_student, prepare_student
+    from .train import batch_loss, load_stack, load_student, prepare_student, use_amp
 
     torch = load_stack()[0]
     torch.set_num_threads(args.threads)
+    fast_bf16 = use_amp(TrainConfig(), torch.device("cpu"), torch)
+    n_tok = args.batch * args.length
     with tempfile.TemporaryDirectory() as td:
         base = prepare_student(args.student, Path(td) / "student")
         gen = torch.Generator().manual_seed(0)
-        ids = torch.randint(100, 10000, (8, 256), generator=gen).tolist()
-        items = [{"ids": row, "start": 224, "weight": 1.0} for row in ids]
+        ids = torch.randint(100, 10000, (args.batch, args.length), generator=gen).tolist()
+        items = [{"ids": row, "start": args.length - max(1, args.length // 8), "weight": 1.0} for row in ids]
         rows = []
         for name, amp, dropout in SETTINGS:
+            if amp and not (fast_bf16 or args.all):
+                rows.append({"setting": name, "skipped": "no fast bf16 on this CPU (the trainer uses float32 here)"})
+                print(f"{name:<30} skipped: no fast bf16 on this CPU", flush=True)
+                continue
             model, tok, _ = load_student(base, TrainConfig(lora_dropout=dropout), seed=0)
             model.train()
             opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -52,10 +64,10 @@ def main(argv=None) -> None:
                 opt.zero_grad(set_to_none=True)
                 secs.append(time.perf_counter() - t0)
             s = statistics.median(secs[1:])
-            rows.append({"setting": name, "s_per_step": round(s, 3), "tokens_per_s": round(8 * 256 / s, 1)})
-            print(f"{name:<30} {s:6.2f} s/step  {8 * 256 / s:7.1f} tokens/s", flush=True)
+            rows.append({"setting": name, "s_per_step": round(s, 3), "tokens_per_s": round(n_tok / s, 1)})
+            print(f"{name:<30} {s:6.2f} s/step  {n_tok / s:7.1f} tokens/s", flush=True)
     if args.out:
-        Path(args.out).write_text(json.dumps({"student": args.student, "threads": args.threads,
+        Path(args.out).write_text(json.dumps({"student": args.student, "threads": args.threads, "batch": [args.batch, args.length],
                                                "machine": machine(args.threads), "rows": rows}, indent=2) + "\n")
 
 

@@ -63,16 +63,23 @@ def perturbations() -> dict[str, tuple[str, str | None]]:
     return out
 
 
-def robustness(label_fn: Callable[[list[str]], Sequence[str]], texts: Sequence[str]) -> dict:
-    """Flip rates of `label_fn` (texts -> labels) when each perturbation is appended to every text.
+def perturb(text: str, how: str) -> str:
+    """`how` appended to `text`, or `how` with `{text}` replaced by it (to prepend or wrap)."""
+    return how.replace("{text}", text) if "{text}" in how else text + how
+
+
+def robustness(label_fn: Callable[[list[str]], Sequence[str]], texts: Sequence[str],
+               kinds: dict[str, tuple[str, str | None]] | None = None) -> dict:
+    """Flip rates of `label_fn` (texts -> labels) under each perturbation (`perturbations()` by
+    default; names start with `distractor:` or `injection:`, values as `perturb` takes them).
 
     A flip is any change of label against the clean text; `to_target` is, among texts not
     already labelled as asked, the share an injection moved to the label it asked for."""
     texts = list(texts)
     clean = np.asarray(label_fn(texts))
     rows = {}
-    for name, (suffix, target) in perturbations().items():
-        hit = np.asarray(label_fn([t + suffix for t in texts]))
+    for name, (how, target) in (kinds or perturbations()).items():
+        hit = np.asarray(label_fn([perturb(t, how) for t in texts]))
         row = {"flip_rate": float((hit != clean).mean())}
         if target is not None:
             away = clean != target

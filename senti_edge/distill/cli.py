@@ -95,12 +95,15 @@ def generate_cmd(config, stage, max_items, overrides) -> None:
 
 @distill.command("train")
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.argument("stage", type=STAGE)
+@click.argument("stage", type=click.Choice(["knowdist", "icldist", "consistency"]))
 @click.option("--stop-after", type=click.IntRange(min=0), default=0, help="Checkpoint and stop at this global step (0: run to the end).")
 @click.option("overrides", "--set", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @friendly
 def train_cmd(config, stage, stop_after, overrides) -> None:
     """Train the student's LoRA on STAGE's teacher records (resumes from the last checkpoint).
+
+    `consistency` (stage 3) needs no teacher: it builds the runtime's zero-shot prompts, with and
+    without distractors, from the ICLDist records and the train labels.
 
     Under `accelerate launch` (or `torchrun`) each of N processes takes a share of every batch
     of train.batch_size sequences; the run equals the single-process one.
@@ -109,6 +112,7 @@ def train_cmd(config, stage, stop_after, overrides) -> None:
     Examples:
       senti-edge distill train configs/distill-smollm2.toml knowdist
       senti-edge distill train configs/distill-smollm2.toml icldist --set train.batch_size=4
+      senti-edge distill train configs/distill-smollm2.toml consistency
       accelerate launch --multi_gpu --num_processes 2 -m senti_edge distill train cfg.toml knowdist
     """
     from .pipeline import train_stage

@@ -1,7 +1,7 @@
 """What a distillation run does: one dataclass per part, loaded from a TOML recipe.
 
 A recipe (`configs/distill-smollm2.toml`) has top-level keys (`out_dir`, `seed`, `student`) and
-one table per part: `[teacher]`, `[corpus]`, `[knowdist]`, `[icldist]`, `[train]`. Unknown keys
+one table per part: `[teacher]`, `[corpus]`, `[knowdist]`, `[icldist]`, `[consistency]`, `[train]`. Unknown keys
 and values of the wrong type are errors that name the key. `--set part.key=value` overrides
 apply on top. The effective config is written as `config.json` into `out_dir`, so a rerun (or
 the next stage) needs nothing else.
@@ -130,6 +130,26 @@ class ICLDistConfig:
 
 
 @dataclass
+class ConsistencyConfig:
+    enabled: bool = field(default=False, metadata={"help": "run stage 3: the runtime's zero-shot prompt, with distractors around the text (no teacher calls)"})
+    init: str = field(default="icldist", metadata={"help": "start from stage 2's adapter (icldist) or a new LoRA on the student (fresh)"})
+    gold: str = field(default="filter", metadata={"help": "teacher answers that disagree with the train label: filter (drop), correct (train label instead) or weight (by the teacher's probability of the train label)"})
+    gold_texts: int = field(default=0, metadata={"help": "more train texts per classification set, with their train label as target"})
+    distractor_share: float = field(default=0.5, metadata={"help": "share of examples that also appear with a distractor appended or prepended"})
+    text_chars: int = field(default=1000, metadata={"help": "cut texts to this many characters"})
+    replay: float = field(default=0.1, metadata={"help": "share of stage 2's examples mixed in"})
+
+    def __post_init__(self):
+        _check_choice("consistency.init", self.init, ("icldist", "fresh"))
+        _check_choice("consistency.gold", self.gold, ("filter", "correct", "weight"))
+        for name in ("distractor_share", "replay"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SentiEdgeError(f"consistency.{name} must be in [0, 1], got {getattr(self, name)}")
+        _check_positive("consistency.gold_texts", self.gold_texts, zero_ok=True)
+        _check_positive("consistency.text_chars", self.text_chars)
+
+
+@dataclass
 class TrainConfig:
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
@@ -178,6 +198,7 @@ class DistillConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     knowdist: KnowDistConfig = field(default_factory=KnowDistConfig)
     icldist: ICLDistConfig = field(default_factory=ICLDistConfig)
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:

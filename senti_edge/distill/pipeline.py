@@ -9,6 +9,7 @@ Files in `out_dir` (each stage reads only files written before it):
     icldist.jsonl (+ .manifest.json, icldist.report.json)   stage 2 teacher records
     knowdist-merged/            stage 1 merged into the student (train.stage2_init = "merge")
     icldist/                    stage 2 training run; `icldist/adapter` on `state.json`'s base_model
+    consistency/                stage 3 training run (built from icldist.jsonl and the corpus, no teacher)
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from pathlib import Path
 
 from ..errors import SentiEdgeError
 from ..jsonl import write_json
-from . import icldist, knowdist
+from . import consistency, icldist, knowdist
 from .config import PROVENANCE, DistillConfig
 from .corpus import load_corpus
 from .records import finish_from_records, generate_records, is_complete, load_records, pack, unpack
 
 log = logging.getLogger(__name__)
 
-STAGES = ("knowdist-generate", "knowdist-train", "icldist-generate", "icldist-train")
+STAGES = ("knowdist-generate", "knowdist-train", "icldist-generate", "icldist-train", "consistency-train")
 
 
 def _save_config(cfg: DistillConfig, out: Path) -> None:
@@ -122,17 +123,27 @@ def train_stage(cfg: DistillConfig, stage: str, *, stop_after: int = 0) -> dict:
     from .train import merge_adapter, prepare_student, process_state, train
 
     out = Path(cfg.out_dir)
-    records_path = out / f"{stage}.jsonl"
+    records_path = out / f"{'icldist' if stage == 'consistency' else stage}.jsonl"
     if not is_complete(records_path):
-        raise SentiEdgeError(f"{records_path} is not complete; run `senti-edge distill generate {stage}` first")
+        raise SentiEdgeError(f"{records_path} is not complete; run `senti-edge distill generate {records_path.stem}` first")
     corpus = load_corpus(cfg.corpus, cfg.seed)
-    mod = knowdist if stage == "knowdist" else icldist
-    examples = mod.examples(load_records(records_path), corpus, cfg)
+    records = load_records(records_path)
+    if stage == "consistency":
+        old = icldist.examples(records, corpus, cfg) + replay(cfg, corpus)
+        examples = consistency.examples(records, corpus, cfg, old)
+    else:
+        examples = (knowdist if stage == "knowdist" else icldist).examples(records, corpus, cfg)
     # under `accelerate launch`, the main process builds the shared model files, then the others find them
     first = process_state().main_process_first
     with first():
         base = prepare_student(cfg.student, out / "student")
     init_adapter, kl = None, 0.0
+    if stage == "consistency":
+        kl = cfg.icldist.kl_weight
+        if cfg.consistency.init == "icldist":
+            init_adapter = out / "icldist" / "adapter"
+            if not (init_adapter / "adapter_config.json").is_file():
+                raise SentiEdgeError(f"{init_adapter} not found; train stage 2 first or set consistency.init = \"fresh\"")
     if stage == "icldist":
         kl = cfg.icldist.kl_weight
         examples += replay(cfg, corpus)
@@ -155,8 +166,10 @@ def train_stage(cfg: DistillConfig, stage: str, *, stop_after: int = 0) -> dict:
 def write_provenance(adapter: Path, cfg: DistillConfig, stage: str) -> Path:
     """The recipe and the teacher data behind an adapter, written into its directory (as peft keeps
     adapter_config.json beside the weights), so the adapter carries them to `quantize`'s model card.
-    Stage 2 also learnt from stage 1 (its start, its replayed examples), so both manifests go in."""
-    stages = ("knowdist", stage) if stage == "icldist" and cfg.knowdist.enabled else (stage,)
+    Stage 2 also learnt from stage 1 (its start, its replayed examples), so both manifests go in;
+    stage 3 is built from stage 2's records."""
+    stages = {"knowdist": ("knowdist",), "icldist": ("knowdist", "icldist"), "consistency": ("knowdist", "icldist")}[stage]
+    stages = tuple(s for s in stages if s == stage or getattr(cfg, s).enabled)
     data = {}
     for s in stages:
         path = Path(cfg.out_dir) / f"{s}.manifest.json"

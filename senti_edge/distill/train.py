@@ -75,7 +75,9 @@ def is_hf_dir(spec: str) -> bool:
 
 
 def prepare_student(spec: str, out: Path) -> Path:
-    """An HF directory for the student: `spec` itself, or a GGUF dequantized into `out`."""
+    """An HF directory for the student: `spec` itself, or a GGUF dequantized into `out`. A spec
+    with an adapter (`BASE+ADAPTER.gguf`, or a registry entry applied at load time) is merged
+    first (`runtime.build`), so the student is the model that spec names, not its bare base."""
     if is_hf_dir(spec):
         return Path(spec).expanduser()
     if (out / "model.safetensors").is_file() and (out / "config.json").is_file():
@@ -83,9 +85,16 @@ def prepare_student(spec: str, out: Path) -> Path:
     torch, transformers, _ = load_stack()
     from ..runtime.registry import resolve
 
-    gguf = resolve(spec).path
+    ref = resolve(spec)
+    gguf = ref.path
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    if ref.adapter is not None:
+        from ..runtime.build import merge_to_f32
+
+        tmp.mkdir(parents=True)
+        gguf = tmp / "merged.f32.gguf"
+        merge_to_f32(ref.path, ref.adapter, gguf)
     try:
         tok = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
@@ -95,6 +104,8 @@ def prepare_student(spec: str, out: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    if gguf.parent == tmp:
+        gguf.unlink()
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
     shutil.rmtree(out, ignore_errors=True)
@@ -164,6 +175,8 @@ def merge_adapter(base_dir: Path, adapter: Path, out: Path) -> Path:
     model = peft.PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    if gguf.parent == tmp:
+        gguf.unlink()
     model.save_pretrained(tmp, safe_serialization=True)
     transformers.AutoTokenizer.from_pretrained(str(base_dir)).save_pretrained(tmp)
     os.replace(tmp, out)

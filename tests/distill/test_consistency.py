@@ -1,0 +1,93 @@
+"""Stage 3 examples: the runtime's own zero-shot prompt, QC v2 against the train label, distractors."""
+
+import math
+
+import pytest
+
+from senti_edge.bench import injection
+from senti_edge.distill import consistency
+from senti_edge.distill.corpus import load_corpus
+from senti_edge.errors import SentiEdgeError
+from senti_edge.runtime.prompts import TASKS, build_prefix, build_query
+
+from .conftest import POS
+
+
+def record(i: int, ref: str, logits, dataset="sc/sst2", words=("negative", "positive")):
+    return {"id": f"icl:{i}", "kind": "label", "dataset": dataset, "qc": [], "label_words": list(words),
+            "label_logits": list(logits), "response": " x",
+            "prompt": [["Tell me.\n", True], ["Sentence:", True], {"ref": "sc/sst2:9"}, ["\nLabel: negative\n", True],
+                       ["Sentence:", True], {"ref": ref, "chars": 1500}, ["\nLabel:", True]]}
+
+
+def setup(cfg_factory, **consistency_cfg):
+    cfg = cfg_factory(consistency={"enabled": True, **consistency_cfg})
+    return cfg, load_corpus(cfg.corpus, cfg.seed)
+
+
+def text_of(ex):
+    return "".join(s.text for s in ex["prompt"])
+
+
+def test_examples_are_the_runtimes_zero_shot_prompt_with_the_teachers_distribution(cfg_factory):
+    cfg, corpus = setup(cfg_factory, distractor_share=0.0, replay=0.0)
+    recs = [record(0, "sc/sst2:0", [0.0, 2.0]), record(1, "sc/sst2:0", [0.0, 3.0])]  # the same query twice: one example
+    (ex,) = consistency.examples(recs, corpus, cfg)
+    task = TASKS["binary"]
+    assert text_of(ex) == "".join(s.text for s in build_prefix(task) + build_query(task, POS[0]))
+    assert ex["response"] == " positive" and ex["label_words"] == ["negative", "positive"]
+    assert ex["teacher_probs"][1] == pytest.approx(1 / (1 + math.exp(-2)))
+
+
+@pytest.mark.parametrize("gold", ["filter", "correct", "weight"])
+def test_quality_control_against_the_train_label(cfg_factory, gold):
+    cfg, corpus = setup(cfg_factory, gold=gold, distractor_share=0.0, replay=0.0)
+    recs = [record(0, "sc/sst2:0", [0.0, 2.0]), record(1, "sc/sst2:1", [1.0, 0.0])]  # the second disagrees (gold positive)
+    ex = {e["id"]: e for e in consistency.examples(recs, corpus, cfg)}
+    assert ex["c:icl:0"]["response"] == " positive" and ex["c:icl:0"]["weight"] == 1.0
+    if gold == "filter":
+        assert "c:icl:1" not in ex
+    elif gold == "correct":
+        assert ex["c:icl:1"]["response"] == " positive" and "teacher_probs" not in ex["c:icl:1"]
+    else:
+        assert ex["c:icl:1"]["response"] == " negative"
+        assert ex["c:icl:1"]["weight"] == pytest.approx(1 / (1 + math.e))
+
+
+def test_distractor_copies_keep_the_clean_target_and_leave_the_bench_kinds_held_back(cfg_factory):
+    cfg, corpus = setup(cfg_factory, distractor_share=1.0, replay=0.0, gold_texts=3)
+    recs = [record(i, f"sc/sst2:{i}", [0.0, 1.0] if i < 3 else [1.0, 0.0]) for i in range(6)]
+    ex = consistency.examples(recs, corpus, cfg)
+    clean = {e["id"]: e for e in ex if "distractor" not in e}
+    noisy = [e for e in ex if "distractor" in e]
+    assert len(noisy) == len(clean) and sum(e.startswith("g:") for e in clean) == 3 + 3  # sst2 and pstance
+    kinds = set()
+    for e in noisy:
+        src = clean[e["clean_id"]]
+        kinds.add(e["distractor"])
+        assert e["distractor"] in consistency.TRAIN_KINDS and e["response"] == src["response"]
+        assert text_of(src).split("Sentence: ")[1].split("\n")[0] in text_of(e) != text_of(src)
+    assert len(kinds) >= 3
+    # the bench's robustness strings never appear in training; chat markers and Sentence:/Label: demos are whole kinds held back
+    trained = " ".join(consistency.HARMLESS + consistency.INSTRUCTIONS)
+    for suffix, _ in injection.perturbations().values():
+        assert suffix.strip().format() not in trained
+    assert "<|" not in trained and "Sentence:" not in trained and "Label:" not in trained
+
+
+def test_stance_keeps_its_target_and_gets_no_kl_over_a_label_the_teacher_was_not_offered(cfg_factory):
+    cfg, corpus = setup(cfg_factory, distractor_share=0.0, replay=0.0)
+    rec = record(0, "multifaced/pstance:0", [0.0, 2.0], dataset="multifaced/pstance", words=("against", "favor"))
+    (ex,) = consistency.examples([rec], corpus, cfg)
+    assert "Target: Bernie Sanders" in text_of(ex) and ex["response"] == " favor" and "teacher_probs" not in ex
+    assert text_of(ex).startswith(build_prefix(TASKS["stance"], (), "Bernie Sanders")[0].text)
+
+
+def test_replay_and_config_checks(cfg_factory):
+    cfg, corpus = setup(cfg_factory, distractor_share=0.0, replay=0.5)
+    old = [{"id": f"old:{i}"} for i in range(10)]
+    ex = consistency.examples([record(0, "sc/sst2:0", [0.0, 1.0])], corpus, cfg, old)
+    assert sum(e["id"].startswith("old:") for e in ex) == 5
+    for bad in ({"gold": "maybe"}, {"init": "merge"}, {"distractor_share": 1.5}, {"gold_texts": -1}):
+        with pytest.raises(SentiEdgeError, match="consistency"):
+            cfg_factory(consistency=bad)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from senti_edge import Analyzer, Engine
 from senti_edge.runtime import prompts
+from senti_edge.runtime.tasks import Task
 
 OFFICE = ["URGENT: the server room is flooding, come now", "Team lunch is moved to Thursday as usual",
           "WIN a FREE iPhone!!! Click here to claim your prize", "Cheap meds online, no prescription, best prices",
@@ -32,7 +33,7 @@ BEFORE = "Classify the sentiment of each sentence as one of: {labels}."
 def analyzer(engine: Engine, labels: tuple[str, ...], prompt: str) -> Analyzer:
     az = Analyzer(engine=engine, task="polarity", labels=labels)
     if prompt == "before":  # the retired prompt is no option any more: set its task and recalibrate
-        az.task = prompts.Task("polarity", labels, BEFORE)
+        az.task = Task("polarity", labels, BEFORE)
         az.prefix = prompts.build_prefix(az.task, [], None)
         az.label_ids = engine.label_token_ids(labels)
         az.calibration = az._calibrate()

@@ -46,7 +46,8 @@ def tasks() -> None:
 
     Custom --labels get the neutral instruction shown last; --instruction replaces any of them.
     """
-    from .runtime.prompts import EXPLAINED, TASKS, get_task, render_instruction
+    from .runtime.prompts import EXPLAINED
+    from .runtime.tasks import TASKS, get_task, render_instruction
 
     shown = [t for name, t in TASKS.items() if name == t.name] + [get_task(None, ["urgent", "routine", "spam"])]
     for t in shown:

@@ -194,7 +194,8 @@ def test_label_order_does_not_change_the_answer(run, notes):
 
 
 def test_custom_labels_get_a_neutral_instruction_or_the_users(run, notes):
-    from senti_edge.runtime.prompts import build_prefix, get_task
+    from senti_edge.runtime.prompts import build_prefix
+    from senti_edge.runtime.tasks import get_task
 
     prefix = "".join(s.text for s in build_prefix(get_task("polarity", ["urgent", "routine", "spam"])))
     assert prefix.startswith("Classify each text as one of: routine, spam, urgent.") and "sentiment" not in prefix
@@ -240,7 +241,7 @@ def test_explain_keeps_whole_sentences_in_the_tasks_terms(run, reviews):
 def test_tasks_command_lists_labels_instructions_and_examples():
     res = CliRunner().invoke(cli, ["tasks"])
     assert res.exit_code == 0
-    from senti_edge.runtime.prompts import TASKS
+    from senti_edge.runtime.tasks import TASKS
 
     for name in ("polarity", "binary", "emotion", "irony", "stance", "intimacy", "aspects", "custom"):
         assert f"\n{name}: " in "\n" + res.output

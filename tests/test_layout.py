@@ -17,7 +17,7 @@ PACKAGE = ROOT / "senti_edge"
 # The first pattern a module name matches decides its layer (so list exceptions first).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("errors", "files", "jsonl", "clitools", "inputs", "output", "data")),
-    ("runtime knowledge", ("runtime", "runtime.prompts", "runtime.scoring", "runtime.chat", "runtime.registry",
+    ("runtime knowledge", ("runtime", "runtime.tasks", "runtime.prompts", "runtime.scoring", "runtime.chat", "runtime.registry",
                            "runtime.build", "runtime.cpu")),
     ("runtime", ("runtime.*", "senti_edge")),  # engine, analyzer, doctor, ...; the package's public API
     ("torch side", ("distill.train", "quantize.merge", "distill.config", "quantize.config", "quantize.files")),

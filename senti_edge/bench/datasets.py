@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
 from ..errors import SentiEdgeError
-from ..runtime.prompts import Task, get_task
+from ..runtime.tasks import Task, get_task
 from .formats import clean_tuple
 
 CATEGORIES: dict[str, str] = {
@@ -44,7 +44,7 @@ class DatasetSpec:
     """Dataset-specific facts only: where the files are, the gold label order, the tuple fields.
 
     A classification set names the runtime task it measures (`task`, a key of
-    `runtime.prompts.TASKS`); its instruction is read from that table when asked for, so
+    `runtime.tasks.TASKS`); its instruction is read from that table when asked for, so
     `bench`, `analyze` and `distill` prompt with one text. A fine-grained set keeps its own
     tuple instruction (the dataset's tuple shape is a dataset fact) and says how the runtime's
     `aspects` objects map onto its tuples (`aspect_keys`, None for a field the runtime lacks).

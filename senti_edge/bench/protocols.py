@@ -1,7 +1,7 @@
 """How a model answers SentiBench items: the `shipped` protocol or the `paper` protocol.
 
 - `shipped` is what `senti-edge analyze` does by default, through the same public API: an
-  `Analyzer` per runtime task (its zero-shot prompt from `runtime.prompts.TASKS`, contextual
+  `Analyzer` per runtime task (its zero-shot prompt from `runtime.tasks.TASKS`, contextual
   calibration, the model's registry files, texts fed through `Analyzer.stream` in analyze's
   batches). P-Stance gets one Analyzer per target, as `analyze -t stance --target T` would; the
   fine-grained sets use the runtime's `aspects` task (`Analyzer.extract`, grammar-constrained
@@ -23,7 +23,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..runtime.prompts import Example, Task, build_prefix, build_query
+from ..runtime.prompts import Example, build_prefix, build_query
+from ..runtime.tasks import Task
 from .datasets import DatasetSpec, Item, from_aspects
 from .formats import build_tuple_prefix, build_tuple_query, close_truncated, parse_tuples, tuples_grammar
 

@@ -29,8 +29,9 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from ..runtime.prompts import TASKS, build_prefix, build_query, one_line
+from ..runtime.prompts import build_prefix, build_query, one_line
 from ..runtime.scoring import softmax
+from ..runtime.tasks import TASKS
 from .config import DistillConfig
 from .corpus import SENTIBENCH, Corpus, Item
 

@@ -25,7 +25,8 @@ from collections import Counter
 from typing import Sequence
 
 from ..errors import SentiEdgeError
-from ..runtime.prompts import TASKS, parse_aspects
+from ..runtime.prompts import parse_aspects
+from ..runtime.tasks import TASKS
 from ..runtime.scoring import softmax
 from .config import DistillConfig, ICLDistConfig
 from .corpus import SENTIBENCH, Corpus, Item

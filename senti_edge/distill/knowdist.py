@@ -14,7 +14,8 @@ import random
 from collections import Counter
 from typing import Sequence
 
-from ..runtime.prompts import ANALYSIS_INSTRUCTION, FOCUS, TASKS, build_prefix, build_query, stated_label
+from ..runtime.prompts import ANALYSIS_INSTRUCTION, FOCUS, build_prefix, build_query, stated_label
+from ..runtime.tasks import TASKS
 from .config import DistillConfig, KnowDistConfig
 from .corpus import Corpus
 from .records import Job, lit, ref, render

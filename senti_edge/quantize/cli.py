@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from ..clitools import friendly_errors
-from ..runtime.prompts import TASKS
+from ..runtime.tasks import TASKS
 from .config import QUANT_TYPES
 
 TYPE_NAMES = ", ".join(QUANT_TYPES)

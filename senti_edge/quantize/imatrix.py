@@ -43,7 +43,8 @@ CALIBRATION: tuple[str, ...] = (
 def calibration_token_ids(gguf_path: Path, task_name: str = "polarity", texts: Sequence[str] = CALIBRATION) -> list[list[int]]:
     """The calibration prompts tokenized by our runtime, exactly as they will be scored."""
     from ..runtime.engine import Engine
-    from ..runtime.prompts import build_prefix, build_query, get_task
+    from ..runtime.prompts import build_prefix, build_query
+    from ..runtime.tasks import get_task
 
     task = get_task(task_name)
     prefix = build_prefix(task)

@@ -19,7 +19,7 @@ from ..errors import SentiEdgeError
 from ..jsonl import write_json
 from ..runtime.chat import known_template
 from ..runtime.engine import free_cores
-from ..runtime.prompts import get_task
+from ..runtime.tasks import get_task
 from . import convert, merge, verify
 from .card import write_card
 from .config import QUANT_TYPES, QuantizeConfig

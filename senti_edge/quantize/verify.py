@@ -136,7 +136,8 @@ def score_gguf(path: Path, texts: Sequence[str], task_name: str = "polarity", *,
     """Score `texts` with our runtime. Speed is the best of `repeats` passes (the shared prefix is
     evaluated in the first only, as in steady use), so a busy machine disturbs it less."""
     from ..runtime.engine import Engine
-    from ..runtime.prompts import build_prefix, build_query, get_task
+    from ..runtime.prompts import build_prefix, build_query
+    from ..runtime.tasks import get_task
 
     task = get_task(task_name)
     prefix = build_prefix(task)

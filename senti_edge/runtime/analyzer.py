@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import SentiEdgeError
 from . import prompts, scoring
+from .tasks import TASKS, Task, get_task
 from .engine import Engine
 
 BATCH = 64  # texts scored per Engine.score call; bounds memory while streaming
@@ -45,7 +46,7 @@ class AnalyzerConfig:
     verbose: bool = False  # let llama.cpp's own log through (the CLI's -v)
 
 
-def load_shots(path: str, task: prompts.Task) -> list[prompts.Example]:
+def load_shots(path: str, task: Task) -> list[prompts.Example]:
     """Demonstrations from JSONL/JSON (`text` or `sentence`, `label`, optional `target`) or TSV (label<TAB>text).
 
     Every malformed file (bad JSON, a non-object row, a missing key, an unknown label) is one
@@ -109,7 +110,7 @@ class Analyzer:
         if isinstance(cfg.labels, str):  # "a,b,c" as on the command line
             cfg.labels = tuple(label.strip() for label in cfg.labels.split(","))
         self.config = cfg
-        self.task = prompts.get_task(cfg.task, cfg.labels, cfg.instruction)
+        self.task = get_task(cfg.task, cfg.labels, cfg.instruction)
         if cfg.explain:
             prompts.explain_focus(self.task)  # refuse --explain where it does not apply, before loading
         self.shots = load_shots(cfg.shots, self.task) if cfg.shots and not self.task.generative else []
@@ -149,7 +150,7 @@ class Analyzer:
         except (json.JSONDecodeError, AttributeError):
             return None
         fit = tasks.get(self.task.name)
-        builtin = prompts.TASKS.get(self.task.name)
+        builtin = TASKS.get(self.task.name)
         if not fit or self.shots or builtin is None or self.task != builtin or sorted(fit.get("labels", ())) != sorted(self.task.labels):
             return None
         return fit

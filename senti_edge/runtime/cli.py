@@ -14,7 +14,7 @@ import click
 
 from ..inputs import MAX_FILE_BYTES, MAX_TEXT_CHARS
 from ..output import FORMATS
-from .prompts import TASKS
+from .tasks import TASKS
 
 TASK_NAMES = sorted(TASKS)
 FIRST_BATCH = 8  # texts in the first batch, so the first rows are out within about a second
@@ -130,7 +130,8 @@ def analyze(files, model, adapter, task, labels, instruction, target, target_fie
 def _check_task(task, labels, instruction, target, target_field, explain):
     """The task as the Analyzer will build it, checked before the model loads."""
     from ..errors import SentiEdgeError
-    from .prompts import explain_focus, get_task
+    from .prompts import explain_focus
+    from .tasks import get_task
 
     the_task = get_task(task, labels.split(",") if labels else None, instruction)
     if the_task.needs_target and not (target or target_field):

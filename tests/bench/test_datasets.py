@@ -124,10 +124,10 @@ def test_real_data_loads(sentibench_dir):
 
 def test_classification_sets_read_the_runtime_task_table(monkeypatch):
     """One source: a dataset's instruction is its runtime task's, and its gold labels are that task's words."""
-    from senti_edge.runtime import prompts
+    from senti_edge.runtime import tasks
 
     for spec in DATASETS.values():
-        task = prompts.get_task(spec.task)
+        task = tasks.get_task(spec.task)
         if spec.generative:
             assert spec.task == "aspects" and spec.instruction == spec.tuple_instruction
             assert len(spec.aspect_keys) == len(spec.fields)
@@ -135,8 +135,8 @@ def test_classification_sets_read_the_runtime_task_table(monkeypatch):
         assert spec.instruction == task.instruction and spec.needs_target == task.needs_target
         assert set(spec.labels) <= set(task.labels), spec.name  # the runtime may offer more (stance: none)
     # changing the runtime's table changes the bench's prompt: there is no second copy
-    edited = prompts.Task("binary", ("negative", "positive"), "Is this good? {labels}")
-    monkeypatch.setitem(prompts.TASKS, "binary", edited)
+    edited = tasks.Task("binary", ("negative", "positive"), "Is this good? {labels}")
+    monkeypatch.setitem(tasks.TASKS, "binary", edited)
     assert DATASETS["sst2"].instruction == "Is this good? {labels}"
 
 

@@ -38,7 +38,8 @@ def test_fixed_mode_all_kinds_then_resume(smollm2_path, sentibench_dir, tmp_path
     assert sst2["n"] == 4 and len(sst2["demos"]) == 4 and sst2["settings"]["demos"] == "fixed"
     assert all(p["pred"] in DATASETS["sst2"].labels and len(p["logits"]) == 2 for p in sst2["predictions"])
     # the runner's scores are the runtime scorer's: recompute one with the shared engine
-    from senti_edge.runtime.prompts import Example, Task, build_prefix, build_query
+    from senti_edge.runtime.prompts import Example, build_prefix, build_query
+    from senti_edge.runtime.tasks import Task
 
     spec = DATASETS["pstance"]
     train = load_split(sentibench_dir, spec, "train")

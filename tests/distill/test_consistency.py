@@ -8,7 +8,8 @@ from senti_edge.bench import injection
 from senti_edge.distill import consistency
 from senti_edge.distill.corpus import load_corpus
 from senti_edge.errors import SentiEdgeError
-from senti_edge.runtime.prompts import TASKS, build_prefix, build_query
+from senti_edge.runtime.prompts import build_prefix, build_query
+from senti_edge.runtime.tasks import TASKS
 
 from .conftest import POS
 

@@ -5,6 +5,7 @@ import pytest
 
 from senti_edge.errors import SentiEdgeError
 from senti_edge.runtime import prompts
+from senti_edge.runtime.tasks import get_task
 from senti_edge.runtime.engine import Engine, check_gguf
 
 pytestmark = pytest.mark.model
@@ -19,7 +20,7 @@ TEXTS = [
 
 
 def _setup(engine, task="polarity", shots=()):
-    t = prompts.get_task(task)
+    t = get_task(task)
     return t, prompts.build_prefix(t, shots), engine.label_token_ids(t.labels)
 
 

@@ -63,6 +63,8 @@ def test_explain_adds_the_models_analysis_beside_the_label(run, reviews):
     assert [r["label"] for r in rows] == [r["label"] for r in plain]  # the label still comes from the scores
     assert all(isinstance(r["explanation"], str) and r["explanation"] and "\n" not in r["explanation"] for r in rows)
     assert not any("Overall sentiment" in r["explanation"] for r in rows)
+    # the explanation gives reasons for the row's own label: it opens by stating it
+    assert all(r["explanation"].startswith(f"The sentiment is {r['label']} because") for r in rows), rows
     table = run(str(reviews), "-o", "table", "--explain").stdout.splitlines()
     assert len(table) == 1 + 2 * 3 and table[2].lstrip().startswith("->")
     lines = list(csv.DictReader(io.StringIO(run(str(reviews), "-o", "csv", "--explain").stdout)))
@@ -236,6 +238,7 @@ def test_explain_keeps_whole_sentences_in_the_tasks_terms(run, reviews):
     for row in (json.loads(x) for x in res.stdout.splitlines()):
         assert row["explanation"].rstrip("\"')]").endswith((".", "!", "?")), row["explanation"]
         assert "overall sentiment" not in row["explanation"].lower()
+        assert row["explanation"].startswith(f"The text expresses {row['label']} because"), row
 
 
 def test_tasks_command_lists_labels_instructions_and_examples():

@@ -208,7 +208,7 @@ class Analyzer:
         ]
         if self.config.explain:
             for row, text, target in zip(out, texts, targets or [None] * len(texts)):
-                row["explanation"] = self.explain(text, target)
+                row["explanation"] = self.explain(text, target, row["label"])
         return out
 
     def classify_chunks(self, text: str, target: str | None = None) -> dict:
@@ -223,21 +223,25 @@ class Analyzer:
         idx, probs = scoring.predict(raw, self.calibration)
         row["chunks"] = [{"label": labels[i], "confidence": float(q[i])} for i, q in zip(idx, probs)]
         if self.config.explain:
-            row["explanation"] = self.explain(text, target)
+            row["explanation"] = self.explain(text, target, row["label"])
         return row
 
-    def explain(self, text: str, target: str | None = None) -> str:
+    def explain(self, text: str, target: str | None = None, label: str | None = None) -> str:
         """The model's short analysis of a text, in the KnowDist format it was distilled on, from
         the task's own perspective (emotion, irony, stance towards the target, or polarity).
 
-        It is generated separately from the label (which comes from the label-word scores), so
-        the two can disagree; a base model that was never distilled writes weaker analyses.
-        Whole sentences only: a verdict sentence and a sentence cut off by the budget are dropped."""
+        Given the `label` the classifier chose, the answer is made to open with it ("The sentiment
+        is negative because") and the model writes the reasons, so the explanation cannot state
+        another label than the row's (left to itself, the student's analysis often did). Whole
+        sentences only: a verdict sentence and a sentence cut off by the budget are dropped."""
         focus = prompts.explain_focus(self.task)
         target = (target or self.config.target) if focus == "stance" else None
         prompt = prompts.build_analysis_prompt(text, focus, self.engine.template, target)
+        lead = prompts.explanation_lead(focus, label, target) if label is not None else ""
+        if lead:
+            prompt = prompt + [prompts.Segment(lead, True)]
         raw, _ = self.engine.generate(prompt, max_tokens=self.config.explain_tokens, stop=["Overall sentiment"])
-        return prompts.analysis_text(raw)
+        return prompts.analysis_text(lead + raw)
 
     # -- aspects ----------------------------------------------------------------------------------
 

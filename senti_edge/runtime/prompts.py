@@ -117,6 +117,20 @@ def explain_focus(task: Task) -> str:
     return EXPLAINED[task.name]
 
 
+def explanation_lead(focus: str, label: str, target: str | None = None) -> str:
+    """The opening the explanation is forced to start with: it states the label the classifier
+    gave, so the model's analysis gives reasons for that label instead of reaching its own."""
+    if focus == "stance":
+        about = one_line(target or "the target")
+        side = {"favor": f"in favour of {about}", "against": f"against {about}"}.get(label, f"neither for nor against {about}")
+        return f"Analysis: The writer is {side} because"
+    if focus == "irony":
+        return f"Analysis: The text is {'not ironic' if label == 'non-irony' else 'ironic'} because"
+    if focus == "emotion":
+        return f"Analysis: The text expresses {label} because"
+    return f"Analysis: The sentiment is {label} because"
+
+
 def build_analysis_prompt(text: str, perspective: str = "polarity", template: str | None = None,
                           target: str | None = None) -> list[Segment]:
     """The KnowDist analysis request for one text (and its stance target), as a chat turn for chat models."""

@@ -89,6 +89,19 @@ def test_explain_focus_speaks_the_tasks_terms_or_refuses():
     assert "Target:" in segs[0].text and "writer's stance" in segs[0].text
 
 
+@pytest.mark.parametrize("focus,label,target,lead", [
+    ("polarity", "negative", None, "Analysis: The sentiment is negative because"),
+    ("emotion", "joy", None, "Analysis: The text expresses joy because"),
+    ("irony", "non-irony", None, "Analysis: The text is not ironic because"),
+    ("irony", "irony", None, "Analysis: The text is ironic because"),
+    ("stance", "favor", "climate\naction", "Analysis: The writer is in favour of climate action because"),
+    ("stance", "none", None, "Analysis: The writer is neither for nor against the target because"),
+])
+def test_explanation_lead_states_the_label(focus, label, target, lead):
+    assert prompts.explanation_lead(focus, label, target) == lead
+    assert prompts.stated_label(lead) is None  # not a verdict sentence: analysis_text keeps it
+
+
 @pytest.mark.parametrize("output,expected", [
     # the model's own verdict sentence used to be cut mid-way, leaving a dangling "The"
     ("The reviewer loves the screen. The overall sentiment is positive.", "The reviewer loves the screen."),

@@ -17,8 +17,8 @@ PACKAGE = ROOT / "senti_edge"
 # The first pattern a module name matches decides its layer (so list exceptions first).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("errors", "files", "jsonl", "clitools", "inputs", "output", "data")),
-    ("runtime knowledge", ("runtime", "runtime.tasks", "runtime.prompts", "runtime.scoring", "runtime.chat", "runtime.registry",
-                           "runtime.build", "runtime.cpu")),
+    ("knowledge", ("sentibench", "runtime", "runtime.tasks", "runtime.prompts", "runtime.scoring", "runtime.chat", "runtime.registry",
+                   "runtime.build", "runtime.cpu")),
     ("runtime", ("runtime.*", "senti_edge")),  # engine, analyzer, doctor, ...; the package's public API
     ("torch side", ("distill.train", "quantize.merge", "distill.config", "quantize.config", "quantize.files")),
     ("distill and quantize", ("distill", "distill.*", "quantize", "quantize.*")),
@@ -101,6 +101,11 @@ def test_cycle_check_can_fail(monkeypatch):
     monkeypatch.setitem(GRAPH, "senti_edge.errors", {"senti_edge.files"})
     with pytest.raises(AssertionError, match="errors -> senti_edge.files -> senti_edge.errors"):
         test_no_import_cycle()
+
+
+def test_sentibench_imports_only_the_base_layer():
+    """The dataset table names its runtime task by string, so bench and distill can both read it."""
+    assert {dep for dep in GRAPH["senti_edge.sentibench"] if layer(dep) > 0} == set()
 
 
 def test_no_sub_package_imports_the_root_cli():

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import SentiEdgeError
-from .datasets import DatasetSpec, Item
+from ..sentibench import DatasetSpec, Item
 
 
 @dataclass

@@ -20,26 +20,9 @@ import re
 from typing import Iterable, Sequence
 
 from ..runtime.prompts import Segment, one_line
+from ..sentibench import NULL, clean_tuple
 
-NULL = "NULL"
-_NULLS = {"", "null", "none", "nil", "n/a"}
-_WS = re.compile(r"\s+")
 _FENCE = re.compile(r"```[a-zA-Z]*")
-
-
-def clean_field(value: object) -> str:
-    """Whitespace folded; None and NULL spellings become "NULL". Case is kept (for display)."""
-    if value is None:
-        return NULL
-    text = _WS.sub(" ", str(value)).strip()
-    return NULL if text.lower() in _NULLS else text
-
-
-def clean_tuple(fields: Iterable[object]) -> tuple[str, ...]:
-    """A tuple as stored and shown: cleaned fields, polarity (the last field) lower-cased."""
-    out = [clean_field(f) for f in fields]
-    out[-1] = out[-1].lower()
-    return tuple(out)
 
 
 def norm_tuple(fields: Iterable[object]) -> tuple[str, ...]:

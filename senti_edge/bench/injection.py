@@ -75,12 +75,16 @@ def robustness(label_fn: Callable[[list[str]], Sequence[str]], texts: Sequence[s
     default; names start with `distractor:` or `injection:`, values as `perturb` takes them).
 
     A flip is any change of label against the clean text; `to_target` is, among texts not
-    already labelled as asked, the share an injection moved to the label it asked for."""
+    already labelled as asked, the share an injection moved to the label it asked for. All texts
+    go to `label_fn` in one call (a model streams them in its own batches)."""
     texts = list(texts)
-    clean = np.asarray(label_fn(texts))
+    kinds = kinds or perturbations()
+    every = texts + [perturb(t, how) for how, _ in kinds.values() for t in texts]
+    out = np.asarray(label_fn(every))
+    clean = out[: len(texts)]
     rows = {}
-    for name, (how, target) in (kinds or perturbations()).items():
-        hit = np.asarray(label_fn([perturb(t, how) for t in texts]))
+    for i, (name, (how, target)) in enumerate(kinds.items(), 1):
+        hit = out[i * len(texts): (i + 1) * len(texts)]
         row = {"flip_rate": float((hit != clean).mean())}
         if target is not None:
             away = clean != target
@@ -133,7 +137,7 @@ def main(argv=None) -> None:
 
     from ..errors import SentiEdgeError
     from ..runtime.engine import Engine
-    from .datasets import DATASETS, load_split
+    from ..sentibench import DATASETS, load_split
 
     try:
         spec = DATASETS[args.dataset]

@@ -25,7 +25,8 @@ import numpy as np
 
 from ..runtime.prompts import Example, build_prefix, build_query
 from ..runtime.tasks import Task
-from .datasets import DatasetSpec, Item, from_aspects
+from ..sentibench import DatasetSpec, Item
+from .datasets import from_aspects, instruction
 from .formats import build_tuple_prefix, build_tuple_query, close_truncated, parse_tuples, tuples_grammar
 
 PROTOCOLS = ("shipped", "paper")
@@ -108,7 +109,7 @@ class Paper:
     @staticmethod
     def task(spec: DatasetSpec) -> Task:
         """The runtime task's instruction with the dataset's own label words and order."""
-        return Task(spec.name, spec.labels, spec.instruction, needs_target=spec.needs_target)
+        return Task(spec.name, spec.labels, instruction(spec), needs_target=spec.needs_target)
 
     def _demo(self, it: Item) -> Item:
         return it._replace(text=it.text[: self.cfg.demo_chars])
@@ -142,7 +143,7 @@ class Paper:
         preds, demos = [], []
         for it in test:
             idx = fixed if fixed is not None else draw(len(train), cfg.shots, item_seed(seed, it.index))
-            prefix = build_tuple_prefix(spec.instruction, spec.labels,
+            prefix = build_tuple_prefix(instruction(spec), spec.labels,
                                         [(self._demo(train[i]).text, train[i].gold) for i in idx])
             text, finished = self.engine.generate(prefix + build_tuple_query(it.text), max_tokens=cfg.max_tokens,
                                                   grammar=grammar, stop=["\n"])

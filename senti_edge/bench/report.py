@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..jsonl import write_json
-from .datasets import CATEGORIES, DATASETS, select_datasets
+from ..sentibench import CATEGORIES, DATASETS
+from .datasets import select_datasets
 from .metrics import category_averages, ci95, mean_replicates, spread
 
 DEMO_MODE_TEXT = {

@@ -31,10 +31,11 @@ from typing import Callable, Sequence
 from ..errors import SentiEdgeError
 from ..files import locked
 from ..jsonl import write_json
+from ..sentibench import DATASETS, DatasetSpec, Item, load_split
 from . import baselines as bl
 from .cells import (CELL_FORMAT, ROBUSTNESS, cell_path, file_sha256, machine_info, model_files, peak_rss_mb,
                     peak_rss_reset, read_cell, slug)
-from .datasets import DATASETS, DatasetSpec, Item, load_split, select_datasets
+from .datasets import select_datasets
 from .injection import robustness
 from .metrics import (bootstrap_classification, bootstrap_tuples, ci95, classification_scores, resample,
                       tuple_scores)

@@ -8,7 +8,6 @@ is ever opened; val and test files are refused even when named directly.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,23 +15,12 @@ from typing import NamedTuple, Sequence
 
 from ..errors import SentiEdgeError
 from ..runtime.prompts import one_line
+from ..sentibench import DATASETS, load_split
 from .config import CorpusConfig
 
-# dataset -> (task kind, labels in order, the field holding the label)
-SENTIBENCH: dict[str, tuple[str, tuple[str, ...]]] = {
-    "sc/imdb": ("binary", ("negative", "positive")),
-    "sc/yelp2": ("binary", ("negative", "positive")),
-    "sc/sst2": ("binary", ("negative", "positive")),
-    "sc/twitter": ("polarity", ("negative", "positive", "neutral")),
-    "multifaced/irony18": ("irony", ("non-irony", "irony")),
-    "multifaced/tweeteval": ("emotion", ("anger", "joy", "sadness", "optimism")),
-    "multifaced/pstance": ("stance", ("against", "favor")),
-    "multifaced/intimacy": ("intimacy", ("not intimate", "moderately intimate", "highly intimate")),
-    "absa/atsa_rest16": ("aspects", ("negative", "neutral", "positive")),
-    "absa/acsa_rest16": ("aspects", ("negative", "neutral", "positive")),
-    "absa/asqp_rest16": ("aspects", ("negative", "neutral", "positive")),
-    "absa/opener": ("aspects", ("Positive", "Negative", "Neutral")),
-}
+# folder -> (runtime task, gold labels in order): distill's view of the one table, `sentibench.DATASETS`
+SENTIBENCH: dict[str, tuple[str, tuple[str, ...]]] = {d.dir: (d.task, d.labels) for d in DATASETS.values()}
+_SPECS = {d.dir: d for d in DATASETS.values()}
 
 
 class Item(NamedTuple):
@@ -73,21 +61,16 @@ class Corpus:
 
 
 def sentibench_train(root: Path, dataset: str) -> list[Item]:
-    """The records of `root/dataset/train.json` as items; the label kept aside for ICL demos."""
+    """The records of `root/dataset/train.json` as items, read by the strict SentiBench reader; the
+    label (canonical casing) kept aside for ICL demos."""
     if dataset not in SENTIBENCH:
         raise SentiEdgeError(f"unknown SentiBench dataset {dataset!r}; choose from {', '.join(SENTIBENCH)}")
-    path = root / dataset / "train.json"
+    spec = _SPECS[dataset]
+    path = spec.path(root, "train")
     if not path.is_file():
         raise SentiEdgeError(f"{path} not found; set corpus.sentibench_dir to the SentiBench root")
-    with open(path, encoding="utf-8-sig") as fh:
-        rows = json.load(fh)
-    kind, labels = SENTIBENCH[dataset]
-    canon = {lab.lower(): lab for lab in labels}  # the files mix casings (AGAINST, Not Intimate)
-    items = []
-    for i, row in enumerate(rows):
-        label = canon.get(str(row.get("label", "")).lower()) if kind != "aspects" else None
-        items.append(Item(f"{dataset}:{i}", str(row.get("sentence", "")), label, row.get("target")))
-    return items
+    return [Item(f"{dataset}:{it.index}", it.text, None if spec.generative else it.gold, it.target)
+            for it in load_split(root, spec, "train")]
 
 
 def _check_not_eval(path: Path, root: Path | None) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from senti_edge.bench import baselines as bl
 from senti_edge.bench.baselines import applies, fit, vader_label
-from senti_edge.bench.datasets import DATASETS, Item
+from senti_edge.sentibench import DATASETS, Item
 from senti_edge.errors import SentiEdgeError
 
 

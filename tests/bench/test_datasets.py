@@ -1,10 +1,12 @@
-"""datasets.py: selection by name and category, loading, gold extraction and bad input."""
+"""bench/datasets.py and the table and reader it builds on (senti_edge/sentibench.py): selection by name
+and category, loading, gold extraction and bad input, the runtime task table as the one instruction source."""
 
 from __future__ import annotations
 
 import pytest
 
-from senti_edge.bench.datasets import DATASETS, load_split, parse_record, select_datasets
+from senti_edge.bench.datasets import ASPECT_KEYS, TUPLE_INSTRUCTIONS, instruction, select_datasets
+from senti_edge.sentibench import DATASETS, load_split, parse_record
 from senti_edge.errors import SentiEdgeError
 
 
@@ -129,15 +131,15 @@ def test_classification_sets_read_the_runtime_task_table(monkeypatch):
     for spec in DATASETS.values():
         task = tasks.get_task(spec.task)
         if spec.generative:
-            assert spec.task == "aspects" and spec.instruction == spec.tuple_instruction
-            assert len(spec.aspect_keys) == len(spec.fields)
+            assert spec.task == "aspects" and instruction(spec) == TUPLE_INSTRUCTIONS[spec.name]
+            assert len(ASPECT_KEYS[spec.name]) == len(spec.fields)
             continue
-        assert spec.instruction == task.instruction and spec.needs_target == task.needs_target
+        assert instruction(spec) == task.instruction and spec.needs_target == task.needs_target
         assert set(spec.labels) <= set(task.labels), spec.name  # the runtime may offer more (stance: none)
     # changing the runtime's table changes the bench's prompt: there is no second copy
     edited = tasks.Task("binary", ("negative", "positive"), "Is this good? {labels}")
     monkeypatch.setitem(tasks.TASKS, "binary", edited)
-    assert DATASETS["sst2"].instruction == "Is this good? {labels}"
+    assert instruction(DATASETS["sst2"]) == "Is this good? {labels}"
 
 
 def test_aspects_objects_map_onto_each_tuple_format():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from senti_edge.bench.formats import (NULL, build_tuple_prefix, build_tuple_query, clean_tuple, norm_tuple,
-                                      parse_tuples, render_tuples, tuples_grammar)
+from senti_edge.bench.formats import (build_tuple_prefix, build_tuple_query, norm_tuple, parse_tuples, render_tuples,
+                                      tuples_grammar)
+from senti_edge.sentibench import NULL, clean_tuple
 
 POL = ("negative", "neutral", "positive")
 

@@ -47,7 +47,7 @@ def test_robustness_columns_with_any_labeller():
 
 def test_distractors_carry_no_sentiment_for_vader():
     from senti_edge.bench.baselines import fit
-    from senti_edge.bench.datasets import DATASETS, Item
+    from senti_edge.sentibench import DATASETS, Item
 
     vader = fit("vader", DATASETS["twitter"], [])
     assert vader.predict([Item(i, s.strip(), None) for i, s in enumerate(injection.DISTRACTORS.values())]) == [

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from senti_edge.bench import runner
-from senti_edge.bench.datasets import DATASETS, load_split
 from senti_edge.bench.runner import BenchConfig, run_bench
+from senti_edge.sentibench import DATASETS, load_split
 
 pytestmark = [pytest.mark.slow, pytest.mark.model, pytest.mark.sentibench]
 
@@ -39,14 +39,15 @@ def test_fixed_mode_all_kinds_then_resume(smollm2_path, sentibench_dir, tmp_path
     assert all(p["pred"] in DATASETS["sst2"].labels and len(p["logits"]) == 2 for p in sst2["predictions"])
     # the runner's scores are the runtime scorer's: recompute one with the shared engine
     from senti_edge.runtime.prompts import Example, build_prefix, build_query
+    from senti_edge.bench.datasets import instruction
     from senti_edge.runtime.tasks import Task
 
     spec = DATASETS["pstance"]
     train = load_split(sentibench_dir, spec, "train")
     test = load_split(sentibench_dir, spec, "val", limit=4)
     cell = _cell(out, mid, "pstance")
-    task = Task(spec.name, spec.labels, spec.instruction, needs_target=True)
-    assert spec.instruction == "Classify the stance of each sentence towards its target as one of: {labels}."
+    task = Task(spec.name, spec.labels, instruction(spec), needs_target=True)
+    assert instruction(spec) == "Classify the stance of each sentence towards its target as one of: {labels}."
     prefix = build_prefix(task, [Example(*train[i][1:]) for i in cell["demos"]])
     logits = engine.score(prefix, [build_query(task, test[2].text, test[2].target)], engine.label_token_ids(spec.labels))
     # batch shape and thread count move logits slightly (see shared/models.md), so compare with a tolerance

@@ -52,3 +52,19 @@ def test_bad_corpus(tmp_path, fake_bench):
         load_corpus(CorpusConfig(sentibench_dir=str(fake_bench), datasets=["sc/nope"]))
     with pytest.raises(SentiEdgeError, match="train.json not found"):
         load_corpus(CorpusConfig(sentibench_dir=str(fake_bench), datasets=["sc/imdb"]))
+
+
+def test_sentibench_texts_come_through_the_one_strict_reader(fake_bench):
+    """The corpus reads SentiBench through `sentibench.load_split`: refs stay "<folder>:<index>", and a
+    bad train record is refused with its file and index instead of becoming an unlabelled text."""
+    from senti_edge.distill.corpus import SENTIBENCH
+    from senti_edge.sentibench import DATASETS
+
+    assert SENTIBENCH == {d.dir: (d.task, d.labels) for d in DATASETS.values()}
+    c = load_corpus(CorpusConfig(sentibench_dir=str(fake_bench), datasets=["absa/atsa_rest16"]))
+    assert sorted(c.by_ref) == ["absa/atsa_rest16:0", "absa/atsa_rest16:1"]
+    assert c.by_ref["absa/atsa_rest16:0"].label is None  # fine-grained sets give texts only
+    path = fake_bench / "sc" / "sst2" / "train.json"
+    path.write_text(json.dumps([{"sentence": "fine", "label": "positive"}, {"sentence": "no label here"}]))
+    with pytest.raises(SentiEdgeError, match=r"train\.json: record 1: missing field 'label'"):
+        load_corpus(CorpusConfig(sentibench_dir=str(fake_bench), datasets=["sc/sst2"]))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -34,3 +37,58 @@ def test_first_row_arrives_before_the_run_ends(smollm2_path, tmp_path):
     r = load("first_row").measure(str(texts), str(smollm2_path))
     assert r["rows"] == 20 and r["first_s"] <= r["ninth_s"] <= r["last_s"] <= r["exit_s"]
     assert r["first_s"] < r["last_s"]  # the first batch reached the pipe while the run went on
+
+
+def test_runtime_speed_measures_every_part_in_one_run(smollm2_path, tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    load("runtime_speed").main(["-m", str(smollm2_path), "--threads", "1", "--repeats", "1", "--n-seq", "1,4",
+                                "--short", "12", "--long", "2", "--out", str(out)])
+    r = json.loads(out.read_text())
+    (m,) = r["models"]
+    assert m["file"] == smollm2_path.name and m["adapter"] is None and m["raw_prompt_tok_per_s"] > 0
+    assert [(t["set"], t["n_seq"], t["texts"]) for t in m["throughput"]] == [
+        ("short (tweet)", 1, 12), ("short (tweet)", 4, 12), ("long (review)", 1, 2), ("long (review)", 4, 2)]
+    assert all(t["texts_per_s"] > 0 and 0 < t["ratio"] for t in m["throughput"])
+    assert m["cold_start_s"] > m["model_load_s"] > 0 and m["cli_imports_torch"] is False and m["peak_rss_mb"] > 0
+    assert "| model | size MB | raw tok/s |" in capsys.readouterr().out
+
+
+def test_training_speed_compares_its_settings(smollm2_path, tmp_path):
+    torch = pytest.importorskip("torch")
+    speed = load("train_speed")
+    out = tmp_path / "speed.json"
+    speed.main(["--steps", "1", "--threads", "2", "--batch", "2", "--length", "64", "--out", str(out)])
+    res = json.loads(out.read_text())
+    rows = res["rows"]
+    assert [r["setting"] for r in rows] == [name for name, _, _ in speed.SETTINGS] and res["batch"] == [2, 64]
+    fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    for r, (_, amp, _) in zip(rows, speed.SETTINGS):
+        if amp and not fast:  # emulated bf16 is minutes per step: skipped, and says why
+            assert "s_per_step" not in r and "no fast bf16" in r["skipped"]
+        else:
+            assert r["tokens_per_s"] > 0 and r["s_per_step"] > 0
+
+
+def test_memory_peak_rss_does_not_grow_with_the_input(tmp_path):
+    memory = load("memory")
+    small, large = tmp_path / "small.txt", tmp_path / "large.txt"
+    memory.make_input(small, 5_000_000)
+    memory.make_input(large, 20_000_000)
+    s, l = memory.measure_stream(small, runs=1), memory.measure_stream(large, runs=1)
+    assert l["texts"] > 3.5 * s["texts"] > 100_000
+    assert l["peak_rss_mb"] < s["peak_rss_mb"] + 4  # 15 MB more input, (almost) no more memory
+    # the measure does see memory that the input costs: a 15 MB line is read whole (then cut)
+    one_line = tmp_path / "one-line.txt"
+    one_line.write_text("word " * 3_000_000 + "\n")
+    assert memory.measure_stream(one_line, runs=1)["peak_rss_mb"] > s["peak_rss_mb"] + 15
+
+
+def test_memory_command_writes_json_and_removes_its_input(tmp_path):
+    out = tmp_path / "mem.json"
+    load("memory").main(["--size-mb", "2", "--runs", "2", "--format", "jsonl", "--to-file", "--dir", str(tmp_path),
+                         "--out", str(out)])
+    r = json.loads(out.read_text())
+    assert r["format"] == "jsonl" and len(r["stream"]["runs"]) == 2 and r["command"].startswith("python benchmarks/memory.py")
+    assert r["stream"]["bytes"] >= 2_000_000 and r["stream"]["texts"] > 10_000
+    assert r["stream"]["peak_rss_mb"] > 0 and r["one_line_peak_rss_mb"] > 0 and "analyze" not in r
+    assert [p.name for p in tmp_path.iterdir()] == ["mem.json"]  # input, output and temporary directory gone

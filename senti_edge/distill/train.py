@@ -317,7 +317,7 @@ def batch_loss(model, items, pad_id, kl_weight, device, torch, amp: bool = False
 
 def use_amp(cfg, device, torch) -> bool:
     """bf16 autocast: on where the hardware has fast bf16 (AVX512-BF16/AMX CPUs, recent GPUs).
-    Measured here (`python -m senti_edge.distill.speed`): 2.3x the tokens/s of float32 on CPU."""
+    Measured here (`python benchmarks/train_speed.py`): 2.3x the tokens/s of float32 on CPU."""
     if cfg.amp == "off" or cfg.dtype == "bfloat16":
         return False
     if str(device).startswith("cuda"):

@@ -5,7 +5,8 @@ Other modules import `llama_cpp` too, but only for its version and build line (`
 
 `Engine` loads one GGUF model (optionally with a GGUF LoRA adapter) and offers three things:
 `tokenize`, `score` (label-word logits for many texts under one shared prompt prefix) and
-`generate` (greedy, optionally grammar-constrained).
+`generate` (greedy, optionally grammar-constrained); `eval_prompt` times a bare prompt for the
+speed benchmark.
 
 Why not `llama_cpp.Llama`: scoring many short texts is dominated by the shared prefix
 (instruction + demonstrations). `score` evaluates that prefix once into sequence 0 and keeps it;
@@ -361,18 +362,32 @@ class Engine:
         for s in seqs:
             llama_cpp.llama_memory_seq_rm(mem, s, -1, -1)
 
-    def score_whole(self, prefix: Sequence[Segment], query: Sequence[Segment], label_ids: Sequence[int]) -> np.ndarray:
-        """Reference path: evaluate prefix + query from an empty cache in one sequence, no reuse."""
-        tokens = self.tokenize_segments(prefix, bos=True) + self.tokenize_segments(query)
+    def _eval_from_empty(self, tokens: list[int]) -> None:
+        """Evaluate `tokens` in sequence 0 from an empty cache, with logits for the last one only."""
         llama_cpp.llama_memory_clear(self._mem(), True)
         self._prefix = []
         for start in range(0, len(tokens), self.n_batch):
             chunk = tokens[start:start + self.n_batch]
             last = start + len(chunk) == len(tokens)
             self._decode([(t, start + j, 0, last and j == len(chunk) - 1) for j, t in enumerate(chunk)])
+
+    def score_whole(self, prefix: Sequence[Segment], query: Sequence[Segment], label_ids: Sequence[int]) -> np.ndarray:
+        """Reference path: evaluate prefix + query from an empty cache in one sequence, no reuse."""
+        tokens = self.tokenize_segments(prefix, bos=True) + self.tokenize_segments(query)
+        self._eval_from_empty(tokens)
         logits = self._logits((len(tokens) - 1) % self.n_batch)[np.asarray(label_ids)]
         llama_cpp.llama_memory_clear(self._mem(), True)
         return logits.copy()
+
+    def eval_prompt(self, text: str) -> int:
+        """Evaluate `text` (user text, cut to one batch of `n_batch` tokens, BOS included) as a whole
+        prompt from an empty cache, then clear the cache; returns the tokens evaluated. This is
+        what llama.cpp's prompt-processing rate measures: `benchmarks/runtime_speed.py` times it
+        as the ceiling `analyze` is compared with. The cached prefix is dropped, as by `score_whole`."""
+        tokens = self.tokenize_segments([Segment(text, False)], bos=True)[: self.n_batch]
+        self._eval_from_empty(tokens)
+        llama_cpp.llama_memory_clear(self._mem(), True)
+        return len(tokens)
 
     # -- generation ----------------------------------------------------------------------------
 

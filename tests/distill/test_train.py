@@ -139,20 +139,3 @@ def test_long_prompts_lose_their_middle_not_the_instruction(student_dir):
     assert len(item["ids"]) <= 128
     assert "Classify the sentiment" in text and text.rstrip().endswith(("negative", tok.eos_token))
     assert "the final query text\nLabel: negative" in text and "demo number 3 " not in text
-
-
-def test_training_speed_benchmark_compares_its_settings(smollm2_path, tmp_path):
-    from senti_edge.distill import speed
-
-    out = tmp_path / "speed.json"
-    speed.main(["--steps", "1", "--threads", "2", "--batch", "2", "--length", "64", "--out", str(out)])
-    res = json.loads(out.read_text())
-    rows = res["rows"]
-    assert [r["setting"] for r in rows] == [name for name, _, _ in speed.SETTINGS] and res["batch"] == [2, 64]
-    import torch
-    fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    for r, (_, amp, _) in zip(rows, speed.SETTINGS):
-        if amp and not fast:  # emulated bf16 is minutes per step: skipped, and says why
-            assert "s_per_step" not in r and "no fast bf16" in r["skipped"]
-        else:
-            assert r["tokens_per_s"] > 0 and r["s_per_step"] > 0

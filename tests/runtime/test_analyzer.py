@@ -3,14 +3,19 @@ depend on which texts share a batch."""
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from senti_edge.errors import SentiEdgeError
 from senti_edge.runtime.analyzer import Analyzer
-from senti_edge.runtime.speed import make_texts
 
 pytestmark = pytest.mark.model
+
+# fixed-seed review-like texts, the ones the speed benchmark measures with
+make_texts = runpy.run_path(str(Path(__file__).resolve().parents[2] / "benchmarks" / "runtime_speed.py"))["make_texts"]
 
 PROBE = "The library closes at 8 pm on weekdays."
 

@@ -5,8 +5,8 @@ import pytest
 
 from senti_edge.errors import SentiEdgeError
 from senti_edge.runtime import prompts
-from senti_edge.runtime.tasks import get_task
 from senti_edge.runtime.engine import Engine, check_gguf
+from senti_edge.runtime.tasks import get_task
 
 pytestmark = pytest.mark.model
 
@@ -35,6 +35,22 @@ def test_prefix_reuse_gives_the_scores_of_the_whole_prompt(smollm2_path):
         # A second call reuses the prefix already in the cache and still agrees.
         again = eng.score(prefix, queries[::-1], ids)[::-1]
         assert np.abs(again - whole).max() < 1e-4
+
+
+def test_eval_prompt_evaluates_one_batch_and_leaves_scores_as_they_were(engine):
+    """The speed benchmark's raw rate: one whole batch (BOS included) from an empty cache, counted
+    in the stats, special tokens kept as plain characters, and the cache cleared afterwards."""
+    task, prefix, ids = _setup(engine)
+    query = prompts.build_query(task, TEXTS[0])
+    before = engine.score(prefix, [query], ids)[0]
+    n_bos = int(engine.add_bos)
+    assert engine.eval_prompt("ok") == len(engine.tokenize("ok")) + n_bos
+    tokens = engine.stats.prompt_tokens
+    assert engine.eval_prompt("word " * 5000) == engine.n_batch
+    assert engine.stats.prompt_tokens == tokens + engine.n_batch
+    # user text: a special-token spelling is plain characters (several tokens), not one token
+    assert engine.eval_prompt("<|im_start|>") == len(engine.tokenize("<|im_start|>")) + n_bos > 2 + n_bos
+    np.testing.assert_array_equal(engine.score(prefix, [query], ids)[0], before)
 
 
 def test_multi_sequence_batches_stay_close_to_the_exact_default(engine, smollm2_path):

@@ -1,5 +1,5 @@
 """Training-step speed of the student, alternatives side by side in one run:
-`python -m senti_edge.distill.speed [--student smollm2-135m] [--threads 1] [--out FILE]`.
+`python benchmarks/train_speed.py [--student smollm2-135m] [--threads 1] [--out FILE]`.
 
 Each setting trains the same LoRA on the same random batch (8 x 256 tokens by default, loss on
 the last eighth) through `batch_loss`, so the figures compare float32 with bf16 autocast, and
@@ -7,6 +7,7 @@ LoRA dropout on and off, as the trainer runs them. Medians over `--steps` steps 
 warm-up step. The bf16 settings run only where the trainer would use bf16 (`train.use_amp`: a
 CPU with AVX512-BF16/AMX or a bf16 GPU); elsewhere torch emulates bf16 and one step of the
 default batch took over 6 minutes on an AMD EPYC, so they are listed as skipped unless `--all`.
+It drives the trainer's own functions (`senti_edge.distill.train`), so it measures what training runs.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ def main(argv=None) -> None:
     ap.add_argument("--out")
     args = ap.parse_args(argv)
 
-    from ..runtime.cpu import machine
-    from .config import TrainConfig
-    from .train import batch_loss, load_stack, load_student, prepare_student, use_amp
+    from senti_edge.distill import TrainConfig
+    from senti_edge.distill.train import batch_loss, load_stack, load_student, prepare_student, use_amp
+    from senti_edge.runtime.cpu import machine
 
     torch = load_stack()[0]
     torch.set_num_threads(args.threads)

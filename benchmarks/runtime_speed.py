@@ -1,4 +1,4 @@
-"""Runtime speed benchmark: `python -m senti_edge.runtime.speed -m MODEL [-m MODEL ...] [--out FILE]`.
+"""Runtime speed benchmark: `python benchmarks/runtime_speed.py -m MODEL [-m MODEL ...] [--out FILE]`.
 
 Measures, on this machine and in one run for every model given, with medians over repeats:
 - llama.cpp's raw prompt-processing rate of the same model files (one 512-token batch from an
@@ -11,7 +11,9 @@ Measures, on this machine and in one run for every model given, with medians ove
 
 Models are passed by registry name (or path), exactly as `analyze -m` takes them, so a distilled
 model is measured with its adapter or as its merged build, whichever the registry ships.
-Texts are generated from a fixed seed (no data set needed), so runs are comparable.
+Texts are generated from a fixed seed (no data set needed), so runs are comparable; `make_texts`
+also makes the input of `memory.py` and test texts. Everything goes through the public API
+(`senti_edge.Engine`, `senti_edge.Analyzer`), as `analyze` does.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .cpu import machine  # noqa: F401  (bench/memory.py reads it from here)
+from senti_edge import Analyzer, Engine
+from senti_edge.jsonl import write_json
+from senti_edge.runtime.cpu import machine
 
 SUBJECTS = ["the phone", "this laptop", "the hotel", "our waiter", "the new update", "the battery", "customer support",
             "the movie", "the pasta", "delivery", "the screen", "the app", "the room", "the soundtrack", "the price"]
@@ -50,26 +54,17 @@ def make_texts(n: int, sentences: int, seed: int) -> list[str]:
     return [" ".join(sentence() for _ in range(sentences)) for _ in range(n)]
 
 
-def raw_prompt_rate(engine, text: str, repeats: int) -> float:
+def raw_prompt_rate(engine: Engine, text: str, repeats: int) -> float:
     """tokens/s for one n_batch-token prompt evaluated from an empty cache (llama.cpp's pp rate)."""
-    from .prompts import Segment
-
-    tokens = engine.tokenize(text)[: engine.n_batch - 1]
-    prompt = [Segment(engine.detokenize(tokens), False)]
-    n = len(engine.tokenize_segments(prompt, bos=True))
-    ids = engine.label_token_ids(["negative", "positive"])
     rates = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        engine.score_whole(prompt, [], ids)
+        n = engine.eval_prompt(text)
         rates.append(n / (time.perf_counter() - t0))
     return statistics.median(rates)
 
 
 def throughput(model: str, texts: list[str], n_seq: int, threads: int, repeats: int) -> dict:
-    from .analyzer import Analyzer
-    from .engine import Engine
-
     eng = Engine(model, n_threads=threads, n_seq=n_seq)
     az = Analyzer(engine=eng)
     az.classify(texts[:8])  # warm up; the prefix is now cached
@@ -97,7 +92,7 @@ def cold_start(model: str, threads: int, repeats: int) -> dict:
             subprocess.run(cmd, check=True, capture_output=True)
             walls.append(time.perf_counter() - t0)
         load_cmd = [sys.executable, "-c",
-                    "import sys,time;from senti_edge.runtime.engine import Engine;"
+                    "import sys,time;from senti_edge import Engine;"
                     "t=time.perf_counter();Engine(sys.argv[1],n_threads=1);print(time.perf_counter()-t)", model]
         loads = [float(subprocess.run(load_cmd, check=True, capture_output=True, text=True).stdout) for _ in range(repeats)]
         imp = [sys.executable, "-X", "importtime", "-c", "import senti_edge.cli"]
@@ -120,8 +115,6 @@ def peak_rss_mb(model: str, texts: list[str], threads: int) -> float:
 
 
 def measure(model: str, short: list[str], long: list[str], n_seqs: list[int], threads: int, repeats: int) -> dict:
-    from .engine import Engine
-
     with Engine(model, n_threads=threads) as eng:
         raw = raw_prompt_rate(eng, " ".join(long), repeats + 2)
         path, adapter, extra = eng.ref.path, eng.ref.adapter, eng.extra_bufts
@@ -164,8 +157,6 @@ def main(argv=None) -> None:
     models = [measure(m, short, long, n_seqs, args.threads, args.repeats) for m in args.model or ["senti-smollm2-135m"]]
     result = {"machine": machine(args.threads), "threads": args.threads, "repeats": args.repeats, "models": models}
     if args.out:
-        from ..jsonl import write_json
-
         write_json(args.out, result)
     print(render(result))
 

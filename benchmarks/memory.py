@@ -1,4 +1,4 @@
-"""Memory on a large input: `python -m senti_edge.bench.memory [--size-mb 1000] [--out FILE]`.
+"""Memory on a large input: `python benchmarks/memory.py [--size-mb 1000] [--out FILE]`.
 
 `analyze` streams its input, so its memory should not depend on the size of the file. This
 measures it on a generated file (about --size-mb MB of review-like lines, in a temporary
@@ -13,7 +13,7 @@ directory that is deleted afterwards unless --keep):
 - analyze (--analyze-seconds N > 0): a real `senti-edge analyze` over the large file, stopped
   with SIGTERM after N seconds, against the same command on the one-line file.
 
-Linux only (/proc).
+The input is made of `runtime_speed.py`'s review-like texts. Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import runpy
 import shutil
 import signal
 import statistics
@@ -30,8 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-# Runs a module as `python -m` would, and writes the process's peak RSS (kB) to $SENTI_EDGE_PEAK_FILE
-# as it exits (also after SIGTERM, which the CLI turns into SystemExit).
+# Runs a module as `python -m` would (or a .py file as `python FILE` would), and writes the process's
+# peak RSS (kB) to $SENTI_EDGE_PEAK_FILE as it exits (also after SIGTERM, which the CLI turns into SystemExit).
 _WITH_PEAK = """import atexit, os, runpy, sys
 def report():
     with open("/proc/self/status") as fh:
@@ -40,15 +41,17 @@ def report():
         out.write(kb)
 atexit.register(report)
 del sys.argv[0]
-runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+if sys.argv[0].endswith(".py"):
+    runpy.run_path(sys.argv[0], run_name="__main__")
+else:
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """
 
 
 def make_input(path: Path, size: int, seed: int = 0) -> int:
     """Write about `size` bytes (whole lines) of made-up reviews, one a line (.txt) or as
     {"text": ...} records (.jsonl); returns the bytes written."""
-    from ..runtime.speed import make_texts
-
+    make_texts = runpy.run_path(str(Path(__file__).with_name("runtime_speed.py")))["make_texts"]
     texts = make_texts(1500, 1, seed) + make_texts(400, 4, seed + 1) + make_texts(100, 30, seed + 2)
     texts[::7] = [t + " Très bien 👍" for t in texts[::7]]  # some multi-byte UTF-8
     if path.suffix == ".jsonl":
@@ -64,9 +67,9 @@ def make_input(path: Path, size: int, seed: int = 0) -> int:
 
 def stream(path: str, sink: str = os.devnull) -> dict:
     """What `analyze` does with its input and output, minus the model: read, make rows, write."""
-    from ..inputs import read_texts
-    from ..jsonl import atomic_open
-    from ..output import RowWriter
+    from senti_edge.inputs import read_texts
+    from senti_edge.jsonl import atomic_open
+    from senti_edge.output import RowWriter
 
     t0 = time.perf_counter()
     n = 0
@@ -81,8 +84,8 @@ def stream(path: str, sink: str = os.devnull) -> dict:
 
 
 def peak_rss_mb(module: str, *args: str, stop_after: float = 0, stdout=subprocess.PIPE) -> tuple[float, int, str]:
-    """Run `python -m module args` (SIGTERM it after `stop_after` s if > 0); return its peak RSS in MB,
-    exit code and stdout."""
+    """Run `python -m module args` (or `python module args` for a .py file; SIGTERM it after
+    `stop_after` s if > 0); return its peak RSS in MB, exit code and stdout."""
     with tempfile.NamedTemporaryFile("r") as peak:
         proc = subprocess.Popen([sys.executable, "-c", _WITH_PEAK, module, *args], stdout=stdout, text=True,
                                 env={**os.environ, "SENTI_EDGE_PEAK_FILE": peak.name})
@@ -93,7 +96,7 @@ def peak_rss_mb(module: str, *args: str, stop_after: float = 0, stdout=subproces
             out, _ = proc.communicate()
         kb = peak.read()
     if not kb:
-        raise RuntimeError(f"python -m {module} exited with {proc.returncode} without reporting its peak RSS")
+        raise RuntimeError(f"{module} exited with {proc.returncode} without reporting its peak RSS")
     return int(kb) / 1024, proc.returncode, out or ""
 
 
@@ -102,7 +105,7 @@ def measure_stream(path: Path, runs: int = 3, to_file: bool = False) -> dict:
     sink = str(path.with_name(path.name + ".out.jsonl")) if to_file else os.devnull
     rows = []
     for _ in range(runs):
-        rss, code, out = peak_rss_mb(__spec__.name, "--stream", str(path), "--sink", sink)
+        rss, code, out = peak_rss_mb(str(Path(__file__).resolve()), "--stream", str(path), "--sink", sink)
         if code != 0:
             raise RuntimeError(f"stream child failed with exit code {code}")
         r = json.loads(out)
@@ -148,7 +151,7 @@ def main(argv=None) -> None:
         print(json.dumps(stream(args.stream, args.sink)))
         return
 
-    from ..runtime.speed import machine
+    from senti_edge.runtime.cpu import machine
 
     work = Path(tempfile.mkdtemp(prefix="senti-memory-", dir=args.dir))
     big, one = work / f"input.{args.format}", work / f"one.{args.format}"
@@ -158,12 +161,12 @@ def main(argv=None) -> None:
         gen_s = time.perf_counter() - t0
         one.write_text('{"text": "The battery lasts two full days."}\n' if args.format == "jsonl"
                        else "The battery lasts two full days.\n")
-        result = {"command": "python -m senti_edge.bench.memory " + " ".join(argv if argv is not None else sys.argv[1:]),
+        result = {"command": "python benchmarks/memory.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                   "machine": {**machine(), "load_avg_at_start": list(os.getloadavg())}, "format": args.format,
                   "generate_s": round(gen_s, 1), "stream": measure_stream(big, args.runs, args.to_file),
                   "one_line_peak_rss_mb": measure_stream(one, 1)["peak_rss_mb"]}
         if args.analyze_seconds > 0:
-            from ..runtime.registry import resolve
+            from senti_edge.runtime.registry import resolve
 
             result["analyze"] = {"model": args.model,
                                  **measure_analyze(big, one, str(resolve(args.model).path), args.analyze_seconds)}
@@ -173,7 +176,7 @@ def main(argv=None) -> None:
         else:
             shutil.rmtree(work)
     if args.out:
-        from ..jsonl import write_json
+        from senti_edge.jsonl import write_json
 
         write_json(args.out, result)
     print(render(result))

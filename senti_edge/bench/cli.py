@@ -1,8 +1,10 @@
-"""`senti-edge bench`: parse options, build a BenchConfig, call `runner.run_bench`, print where results went."""
+"""`senti-edge bench`: parse options, build a BenchConfig, call `runner.run_bench`, print where results went;
+`senti-edge compare`: the model card's summary of a bench run (`compare.py`)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -90,4 +92,50 @@ def _run(datasets: str, progress: bool, report_only: bool, opts: dict) -> None:
     click.echo(f"Results in {cfg.out_dir}{os.sep}: results.json, results.md, {', '.join(results['plots'])}", err=True)
 
 
-COMMANDS = [bench]
+def _bases(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
+    bases = {}
+    for item in values:
+        student, sep, base = item.partition("=")
+        if not sep or not student or not base:
+            raise click.BadParameter(f"takes STUDENT=BASE, got {item!r}")
+        bases[student] = base
+    return bases
+
+
+# A command of its own, not `bench compare`: `bench` is one command whose options (a required
+# --data-dir among them) would have to come before a subcommand if it were a group.
+@click.command("compare")
+@click.argument("results_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--teacher", help="Model id of the teacher in that run.")
+@click.option("bases", "--base", multiple=True, metavar="STUDENT=BASE", callback=_bases,
+              help="Model id of a student and of its base model (repeatable).")
+@click.option("json_out", "--json", type=click.Path(dir_okay=False, path_type=Path), help="Also write the rows as JSON.")
+def compare(results_dir: Path, teacher: str | None, bases: dict[str, str], json_out: Path | None) -> None:
+    """Students against their teacher and base models, from one `senti-edge bench` run.
+
+    Prints the model card's summary from RESULTS_DIR (a bench --out directory): mean macro-F1 on
+    the classification sets with its spread and 95% interval, the gain over the base, the share of
+    the teacher's score, the polarity sets, fine-grained micro-F1 and format errors, size and
+    speed against the teacher, and the robustness columns. Every figure comes from the cells.
+
+    \b
+    Examples:
+        senti-edge compare results/run --teacher qwen2.5-coder-1.5b --base senti-smollm2-135m=smollm2-135m
+        senti-edge compare results/run --teacher qwen2.5-coder-1.5b --json rows.json
+    """
+    from ..clitools import friendly_errors
+
+    friendly_errors(_compare)(results_dir, teacher, bases, json_out)
+
+
+def _compare(results_dir: Path, teacher: str | None, bases: dict[str, str], json_out: Path | None) -> None:
+    from ..jsonl import write_json
+    from .compare import compare as compare_rows, markdown, read_results
+
+    rows = compare_rows(read_results(results_dir), teacher, bases)
+    click.echo(markdown(rows))
+    if json_out:
+        write_json(json_out, rows)
+
+
+COMMANDS = [bench, compare]

@@ -1,6 +1,6 @@
 """Students against their teacher and their base models, from one bench run.
 
-`python -m senti_edge.bench.compare results/run --teacher qwen2.5-coder-1.5b --base senti-smollm2-135m=smollm2-135m`
+`senti-edge compare results/run --teacher qwen2.5-coder-1.5b --base senti-smollm2-135m=smollm2-135m`
 
 Reads a bench directory's results.json and cells and prints the model card's summary: the mean
 macro-F1 over the classification sets (with its spread over seeds and its 95% bootstrap
@@ -13,9 +13,7 @@ comes from the cells, so the README's table is this command's output.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 from ..errors import SentiEdgeError
@@ -23,6 +21,15 @@ from .metrics import mean_or_none, spread
 from .report import ci_text, pct
 
 POLARITY = ("sst2", "yelp2", "twitter")
+
+
+def read_results(results_dir: str | Path) -> dict:
+    """A bench --out directory's results.json."""
+    path = Path(results_dir) / "results.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SentiEdgeError(f"cannot read {path}: {exc}; run `senti-edge bench --out {results_dir}` first") from None
 
 
 def model_rows(results: dict) -> list[dict]:
@@ -90,36 +97,3 @@ def markdown(rows: list[dict]) -> str:
             f"{pct(r['robustness']['distractor_flip_rate'])} / {pct(r['robustness']['injection_flip_rate'])}",
         ]) + " |")
     return "\n".join(lines)
-
-
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results_dir", type=Path, help="a bench --out directory (holds results.json)")
-    ap.add_argument("--teacher", help="model id of the teacher in that run")
-    ap.add_argument("--base", action="append", default=[], metavar="STUDENT=BASE",
-                    help="model id of a student and of its base model (repeatable)")
-    ap.add_argument("--json", type=Path, help="also write the rows as JSON")
-    args = ap.parse_args(argv)
-    path = args.results_dir / "results.json"
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        sys.exit(f"error: cannot read {path}: {exc}; run `senti-edge bench --out {args.results_dir}` first")
-    bases = {}
-    for item in args.base:
-        student, sep, base = item.partition("=")
-        if not sep or not student or not base:
-            sys.exit(f"error: --base takes STUDENT=BASE, got {item!r}")
-        bases[student] = base
-    try:
-        rows = compare(results, args.teacher, bases)
-    except SentiEdgeError as exc:
-        sys.exit(f"error: {exc}")
-    print(markdown(rows))
-    if args.json:
-        from ..jsonl import write_json
-        write_json(args.json, rows)
-
-
-if __name__ == "__main__":
-    main()

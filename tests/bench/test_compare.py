@@ -1,12 +1,14 @@
-"""The model card's summary (bench.compare) on a hand-made results.json."""
+"""The model card's summary (bench.compare, `senti-edge compare`) on a hand-made results.json."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from click.testing import CliRunner
 
 from senti_edge.bench import compare
+from senti_edge.cli import cli
 
 DATASETS = [{"name": "sst2", "category": "basic"}, {"name": "irony18", "category": "multifaceted"},
             {"name": "opener", "category": "fine-grained"}]
@@ -54,16 +56,22 @@ def test_compare_against_teacher_and_base():
     assert "| student | 70.0 ± 14.1 | +40.0 | 87.5% |" in table
 
 
-def test_cli_errors_are_one_line(tmp_path, capsys):
-    with pytest.raises(SystemExit, match="cannot read .*results.json.*run `senti-edge bench"):
-        compare.main([str(tmp_path)])
+def run(*args):
+    return CliRunner().invoke(cli, ["compare", *map(str, args)])
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    r = run(tmp_path)
+    assert r.exit_code == 1 and r.output.startswith("Error: cannot read ") and "run `senti-edge bench" in r.output
+    assert len(r.output.strip().splitlines()) == 1
     (tmp_path / "results.json").write_text(json.dumps(_results()))
-    with pytest.raises(SystemExit, match="no model 'gpt' in this run"):
-        compare.main([str(tmp_path), "--teacher", "gpt"])
-    with pytest.raises(SystemExit, match="--base takes STUDENT=BASE"):
-        compare.main([str(tmp_path), "--base", "student"])
-    compare.main([str(tmp_path), "--teacher", "teacher", "--base", "student=base", "--json", str(tmp_path / "rows.json")])
-    assert "| teacher |" in capsys.readouterr().out
+    r = run(tmp_path, "--teacher", "gpt")
+    assert r.exit_code == 1 and "Error: " in r.output and "no model 'gpt' in this run" in r.output
+    r = run(tmp_path, "--base", "student")
+    assert r.exit_code == 2 and "takes STUDENT=BASE, got 'student'" in r.output  # a usage error
+    r = run(tmp_path, "--teacher", "teacher", "--base", "student=base", "--json", tmp_path / "rows.json")
+    assert r.exit_code == 0, r.output
+    assert "| teacher |" in r.output and r.output == compare.markdown(compare.compare(_results(), "teacher", {"student": "base"})) + "\n"
     assert json.loads((tmp_path / "rows.json").read_text())[0]["id"] == "student"
 
 

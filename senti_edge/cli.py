@@ -7,14 +7,17 @@ one `Error: ...` line and exit code 1; usage errors exit with 2 (click's convent
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
 
 import click
 
 from . import __version__
+from .bench import cli as bench_cli
 from .clitools import interrupt_message
+from .distill import cli as distill_cli
+from .quantize import cli as quantize_cli
+from .runtime import cli as runtime_cli
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -58,15 +61,11 @@ def tasks() -> None:
         click.echo(f"  example:     {t.example}\n")
 
 
-# The four parts each add their commands from their own `cli.py` (kept small; heavy imports inside).
-for _part in ("runtime", "bench", "distill", "quantize"):
-    try:
-        _mod = importlib.import_module(f"senti_edge.{_part}.cli")
-    except ModuleNotFoundError as _exc:  # a part not written yet
-        if _exc.name != f"senti_edge.{_part}.cli":
-            raise
-        continue
-    for _cmd in getattr(_mod, "COMMANDS", ()):
+# The four parts each add their commands from their own `cli.py`. Those modules import only click
+# and light modules; optional stacks (torch, sklearn, ...) are imported inside the command bodies,
+# where `friendly_errors` turns a missing one into an `Error:` line naming the pip extra.
+for _part in (runtime_cli, bench_cli, distill_cli, quantize_cli):
+    for _cmd in _part.COMMANDS:
         cli.add_command(_cmd)
 
 

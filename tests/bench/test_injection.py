@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from senti_edge.bench import injection
@@ -15,14 +16,44 @@ def test_naive_builder_parses_special_tokens_and_guarded_does_not(engine):
     assert engine.tokenize("<|im_start|>", special=True)[0] not in guarded
 
 
-@pytest.mark.model
-def test_flip_rates_cover_every_injection(engine):
+class FirstLineEngine:
+    """A stand-in engine whose flips are known: it reads only the first line of each query (as if a
+    newline ended the text) and says positive when that line has a positive word, else negative when
+    it has a negative one. Label logits are [negative, positive]; a line with neither (the
+    content-free inputs) scores evenly, so calibration changes nothing."""
+
+    POSITIVE, NEGATIVE = ("positive", "joy", "love", "wonderful", "great"), ("dull", "awful")
+
+    def label_token_ids(self, labels):
+        assert tuple(labels) == ("negative", "positive")
+        return [0, 1]
+
+    def score(self, prefix, queries, ids):
+        rows = []
+        for query in queries:
+            line = "".join(s.text for s in query).split("\n")[0].lower()
+            rows.append([0.0, 2.0] if any(w in line for w in self.POSITIVE) else
+                        [2.0, 0.0] if any(w in line for w in self.NEGATIVE) else [0.0, 0.0])
+        return np.array(rows)
+
+
+TEXTS = ["a dull film", "a joy to watch", "an awful plot"]  # negative, positive, negative
+
+
+@pytest.mark.parametrize("calibrate", [True, False])
+def test_flip_rates_of_each_builder_and_injection(calibrate):
+    """The guarded builder folds each text onto one line, so every injection reaches the first line
+    and flips both negative texts (2 of 3) to positive; the naive builder keeps the injections'
+    newlines, so only those without one (instruction, eos) do."""
     task = get_task("binary")
-    rates = injection.flip_rates(engine, task, ["a dull film", "a joy to watch", "it is long"], prompts.build_query)
-    assert set(rates) == set(injection.INJECTIONS) | {"mean_flip_rate"}
-    for name in injection.INJECTIONS:
-        assert 0.0 <= rates[name]["flip_rate"] <= 1.0
-        assert 0.0 <= rates[name]["to_positive"] <= 1.0
+    guarded = injection.flip_rates(FirstLineEngine(), task, TEXTS, prompts.build_query, calibrate)
+    assert guarded == {**{name: {"flip_rate": pytest.approx(2 / 3), "to_positive": 1.0} for name in injection.INJECTIONS},
+                       "mean_flip_rate": pytest.approx(2 / 3)}
+    naive = injection.flip_rates(FirstLineEngine(), task, TEXTS, injection.naive_query, calibrate)
+    flipped = {"instruction", "eos"}
+    assert naive == {**{name: {"flip_rate": pytest.approx(2 / 3 if name in flipped else 0.0),
+                               "to_positive": 1.0 if name in flipped else 0.0} for name in injection.INJECTIONS},
+                     "mean_flip_rate": pytest.approx(2 / 3 * len(flipped) / len(injection.INJECTIONS))}
 
 
 def _keyword_labeller(texts):
@@ -42,7 +73,17 @@ def test_robustness_columns_with_any_labeller():
     assert pos == {"flip_rate": pytest.approx(2 / 3), "to_target": 1.0}
     neg = r["perturbations"]["injection:instruction:negative"]
     assert neg["flip_rate"] == 0.0 and neg["to_target"] == 0.0  # the one positive text kept its label
-    assert 0 < r["injection_flip_rate"] < 1 and 0 < r["injection_to_target"] < 1
+    # every attack asking for positive carries a positive word: both negative texts flip, and all
+    # that could move did; none asking for negative moves the positive text ("love" stays)
+    for name, (_, target) in injection.perturbations().items():
+        row = r["perturbations"][name]
+        if target == "positive":
+            assert row == {"flip_rate": pytest.approx(2 / 3), "to_target": 1.0}, name
+        elif target == "negative":
+            assert row == {"flip_rate": 0.0, "to_target": 0.0}, name
+        else:
+            assert row == {"flip_rate": 0.0}, name
+    assert r["injection_flip_rate"] == pytest.approx(1 / 3) and r["injection_to_target"] == pytest.approx(0.5)
 
 
 def test_distractors_carry_no_sentiment_for_vader():

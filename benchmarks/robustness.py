@@ -30,7 +30,7 @@ import numpy as np
 
 from senti_edge import Analyzer
 from senti_edge.bench import baselines, injection
-from senti_edge.bench.datasets import DATASETS, load_split
+from senti_edge.sentibench import DATASETS, load_split
 from senti_edge.distill.consistency import HARMLESS, INSTRUCTIONS
 from senti_edge.runtime.cpu import machine
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime import scoring
-from .datasets import DATASETS, load_split
+from ..sentibench import DATASETS, load_split
 
 # Which SentiBench sets fit and judge each runtime task (their labels are the task's labels).
 TASK_SETS = {"polarity": ("twitter",), "binary": ("sst2", "yelp2", "imdb"), "emotion": ("tweeteval",),

@@ -14,9 +14,7 @@ from typing import Sequence
 
 from ..errors import SentiEdgeError
 from ..runtime.tasks import get_task
-# the one table and reader live in senti_edge/sentibench.py; load_split is also read from here
-# (bench/calibrate.py, benchmarks/robustness.py)
-from ..sentibench import CATEGORIES, DATASETS, DatasetSpec, clean_tuple, load_split  # noqa: F401
+from ..sentibench import CATEGORIES, DATASETS, DatasetSpec, clean_tuple
 
 CATEGORY_ALIASES = {"bsa": "basic", "msa": "multifaceted", "fsa": "fine-grained", "fine_grained": "fine-grained",
                     "finegrained": "fine-grained", "multifaced": "multifaceted", "sc": "basic", "absa": "fine-grained"}

@@ -144,6 +144,8 @@ def train_stage(cfg: DistillConfig, stage: str, *, stop_after: int = 0) -> dict:
             init_adapter = out / "icldist" / "adapter"
             if not (init_adapter / "adapter_config.json").is_file():
                 raise SentiEdgeError(f"{init_adapter} not found; train stage 2 first or set consistency.init = \"fresh\"")
+            # stage 2's adapter belongs to the base it was trained on (stage 1 merged in, with stage2_init = "merge")
+            base = Path(json.loads((out / "icldist" / "state.json").read_text("utf-8"))["base_model"])
     if stage == "icldist":
         kl = cfg.icldist.kl_weight
         examples += replay(cfg, corpus)

@@ -175,8 +175,6 @@ def merge_adapter(base_dir: Path, adapter: Path, out: Path) -> Path:
     model = peft.PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    if gguf.parent == tmp:
-        gguf.unlink()
     model.save_pretrained(tmp, safe_serialization=True)
     transformers.AutoTokenizer.from_pretrained(str(base_dir)).save_pretrained(tmp)
     os.replace(tmp, out)

@@ -32,6 +32,10 @@ n_items = 4
 max_shots = 2
 general_fraction = 0.25
 max_tokens = 12
+[consistency]
+enabled = true
+gold_texts = 1
+replay = 0.5
 [train]
 batch_size = 2
 max_length = 96
@@ -52,23 +56,26 @@ def test_run_all_stages_then_skip(smollm2_path, student_dir, fake_bench, tmp_pat
     runner = CliRunner()
     res = runner.invoke(cli, ["distill", "run", str(cfg)])
     assert res.exit_code == 0, res.output
-    assert [ln for ln in res.stdout.split() if ln in ("done", "skipped") or ln.endswith(":")][-8:] == ["knowdist-generate:", "done", "knowdist-train:", "done",
-                                  "icldist-generate:", "done", "icldist-train:", "done"]
+    assert [ln for ln in res.stdout.split() if ln in ("done", "skipped") or ln.endswith(":")][-10:] == [
+        "knowdist-generate:", "done", "knowdist-train:", "done", "icldist-generate:", "done", "icldist-train:", "done",
+        "consistency-train:", "done"]
     run = tmp_path / "run"
     kd = _records(run / "knowdist.jsonl")
     assert len(kd) == 3 and all(r["teacher"] and r["label_logits"] and len(r["label_logits"]) == 3 for r in kd)
     icl = _records(run / "icldist.jsonl")
     assert len(icl) == 4
-    for stage in ("knowdist", "icldist"):
+    for stage in ("knowdist", "icldist", "consistency"):
         state = json.loads((run / stage / "state.json").read_text())
         assert state["complete"] and state["step"] == 2
         assert (run / stage / "adapter" / "adapter_model.safetensors").is_file()
         prov = json.loads((run / stage / "adapter" / "distill_config.json").read_text())  # for quantize's card
-        assert prov["stage"] == stage and prov["distill_config"]["out_dir"] == str(run) and stage in prov["data"]
+        assert prov["stage"] == stage and prov["distill_config"]["out_dir"] == str(run) and {"consistency": "icldist"}.get(stage, stage) in prov["data"]
         assert len((run / stage / "log.csv").read_text().splitlines()) == 3
     assert json.loads((run / "icldist" / "state.json").read_text())["base_model"].endswith("knowdist-merged")
+    # stage 3 continues stage 2's adapter on the base stage 2 trained it on
+    assert json.loads((run / "consistency" / "state.json").read_text())["base_model"].endswith("knowdist-merged")
     res = runner.invoke(cli, ["distill", "run", str(cfg)])
-    assert res.exit_code == 0 and res.output.count("skipped") == 4, res.output
+    assert res.exit_code == 0 and res.output.count("skipped") == 5, res.output
     res = runner.invoke(cli, ["distill", "report", str(cfg)])
     assert "knowdist.qc.json" in res.output and "teacher_gold_agreement" in res.output
     card = runner.invoke(cli, ["distill", "report", str(cfg), "--markdown"]).output

@@ -30,7 +30,7 @@ import numpy as np
 
 from senti_edge import Analyzer
 from senti_edge.bench import baselines, injection
-from senti_edge.sentibench import DATASETS, load_split
+from senti_edge.sentibench import DATASETS, Item, load_split
 from senti_edge.distill.consistency import HARMLESS, INSTRUCTIONS
 from senti_edge.runtime.cpu import machine
 
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    models = args.model or ["senti-smollm2-135m"]
+    models = args.model or ([] if args.baseline else ["senti-smollm2-135m"])
     out = {"n": args.n, "machine": machine(args.threads), "datasets": {}}
     for name in args.datasets.split(","):
         spec = DATASETS[name]
@@ -79,7 +79,7 @@ def main(argv=None) -> None:
             for b in args.baseline:
                 if baselines.applies(b, spec):
                     fitted = baselines.fit(b, spec, train, args.threads)
-                    labellers[b] = (lambda xs, f=fitted: f.predict([it._replace(text=x) for it, x in zip(items, xs)]), None)
+                    labellers[b] = (lambda xs, f=fitted: f.predict([Item(i, x, None) for i, x in enumerate(xs)]), None)
         rows = {}
         for who, (fn, az) in labellers.items():
             t0 = time.perf_counter()

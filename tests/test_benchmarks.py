@@ -92,3 +92,28 @@ def test_memory_command_writes_json_and_removes_its_input(tmp_path):
     assert r["stream"]["bytes"] >= 2_000_000 and r["stream"]["texts"] > 10_000
     assert r["stream"]["peak_rss_mb"] > 0 and r["one_line_peak_rss_mb"] > 0 and "analyze" not in r
     assert [p.name for p in tmp_path.iterdir()] == ["mem.json"]  # input, output and temporary directory gone
+
+
+def test_robustness_reports_held_back_and_trained_kinds_side_by_side(tmp_path, capsys):
+    rob = load("robustness")
+    fams = rob.families(("negative", "positive"))
+    held = " ".join(how for how, _ in list(fams["held-back"].values()) + list(fams["held-back prepended"].values()))
+    trained = " ".join(how for how, _ in fams["trained kinds"].values())
+    assert not any(how.strip() in trained for how, _ in fams["held-back"].values())
+    assert "<|im_end|>" in held and "<|im_end|>" not in trained and "{text}" in trained
+    assert {t for _, t in fams["trained kinds"].values()} == {None, "negative", "positive"}
+    assert "injection:instruction:neutral" in rob.families(("negative", "positive", "neutral"))["held-back"]
+
+    root = tmp_path / "bench"
+    (root / "sc" / "sst2").mkdir(parents=True)
+    pos, neg = ["a great and lovely film", "wonderful, I loved it"], ["an awful, boring mess", "bad and ugly"]
+    rows = [{"sentence": t, "label": "positive"} for t in pos] + [{"sentence": t, "label": "negative"} for t in neg]
+    for split in ("train", "val"):
+        (root / "sc" / "sst2" / f"{split}.json").write_text(json.dumps(rows))
+    out = tmp_path / "rob.json"
+    rob.main(["-b", "vader", "--data-dir", str(root), "--datasets", "sst2", "--n", "4", "--out", str(out)])
+    res = json.loads(out.read_text())["datasets"]["sst2"]["vader"]
+    assert set(res) == {"held-back", "held-back prepended", "trained kinds"}
+    assert all(r["n"] == 4 and 0 <= r["distractor_flip_rate"] <= 1 for r in res.values())
+    assert res["held-back prepended"]["injection_flip_rate"] is None  # distractors only
+    assert "| vader |" in capsys.readouterr().out

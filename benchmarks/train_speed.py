@@ -35,7 +35,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     from senti_edge.distill import TrainConfig
-    from senti_edge.distill.train import batch_loss, load_stack, load_student, prepare_student, use_amp
+    from senti_edge.distill.train import batch_loss, load_student, prepare_student, use_amp
+    from senti_edge.hfstack import load_stack
     from senti_edge.runtime.cpu import machine
 
     torch = load_stack()[0]

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("knowledge", ("sentibench", "runtime", "runtime.tasks", "runtime.prompts", "runtime.scoring", "runtime.chat", "runtime.registry",
                    "runtime.build", "runtime.cpu")),
     ("runtime", ("runtime.*", "senti_edge")),  # engine, analyzer, doctor, ...; the package's public API
-    ("torch side", ("distill.train", "quantize.merge", "distill.config", "quantize.config", "quantize.files")),
+    ("torch side", ("hfstack", "distill.train", "quantize.merge", "distill.config", "quantize.config", "quantize.files")),
     ("distill and quantize", ("distill", "distill.*", "quantize", "quantize.*")),
     ("bench", ("bench", "bench.*")),
     ("cli", ("cli", "__main__")),

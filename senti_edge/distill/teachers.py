@@ -299,7 +299,7 @@ def label_logprobs_from_top(top: dict[str, float], labels: Sequence[str], floor:
 
 class HFTeacher(Teacher):
     def __init__(self, cfg: TeacherConfig):
-        from .train import load_stack
+        from ..hfstack import load_stack
 
         torch, transformers, _ = load_stack()
         if cfg.n_threads:

@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import SentiEdgeError
+from ..hfstack import load_gguf_spec, load_stack
 from ..jsonl import write_json
 from .config import TrainConfig
 from ..runtime.chat import detect_template, wrap_chat
@@ -41,20 +42,6 @@ from ..runtime.chat import detect_template, wrap_chat
 log = logging.getLogger(__name__)
 
 LOG_FIELDS = ["step", "epoch", "loss", "ce", "kl", "lr", "tokens", "seconds", "tokens_per_s"]
-
-
-def load_stack():
-    """torch, transformers, peft; a clear error when the training stack is not installed."""
-    try:
-        import peft
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise SentiEdgeError(f"the training stack is missing ({exc.name}); pip install 'senti-edge[distill]'") from None
-    if not logging.getLogger("senti_edge").isEnabledFor(logging.INFO):  # quiet unless --verbose
-        transformers.logging.disable_progress_bar()
-        transformers.logging.set_verbosity_error()
-    return torch, transformers, peft
 
 
 def process_state():
@@ -82,30 +69,13 @@ def prepare_student(spec: str, out: Path) -> Path:
         return Path(spec).expanduser()
     if (out / "model.safetensors").is_file() and (out / "config.json").is_file():
         return out
-    torch, transformers, _ = load_stack()
-    from ..runtime.registry import resolve
-
-    ref = resolve(spec)
-    gguf = ref.path
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    if ref.adapter is not None:
-        from ..runtime.build import merge_to_f32
-
-        tmp.mkdir(parents=True)
-        gguf = tmp / "merged.f32.gguf"
-        merge_to_f32(ref.path, ref.adapter, gguf)
-    try:
-        tok = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise SentiEdgeError(f"transformers could not dequantize {gguf}: {exc}; give a Hugging Face directory as student") from None
+    model, tok = load_gguf_spec(spec)
     # A GGUF-loaded model refuses save_pretrained; the weights are plain fp32 tensors by now.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    if gguf.parent == tmp:
-        gguf.unlink()
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
     shutil.rmtree(out, ignore_errors=True)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from ..errors import SentiEdgeError
 
-DISTILL_HINT = "pip install 'senti-edge[distill]'"
 
 
 @dataclass(frozen=True)

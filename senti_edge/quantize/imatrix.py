@@ -58,9 +58,9 @@ def compute_imatrix(model_dir: Path, gguf_path: Path, token_ids: Sequence[Sequen
     import gguf
     from gguf import GGUFReader
 
-    from .merge import require_stack
+    from ..hfstack import load_stack
 
-    torch = require_stack()
+    torch = load_stack()[0]
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(max(1, n_threads))

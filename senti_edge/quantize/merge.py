@@ -15,43 +15,23 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import json
 import logging
 import os
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SentiEdgeError
-from ..runtime.chat import detect_template
-from .config import DISTILL_HINT
+from ..hfstack import first_line, load_causal_lm, load_stack
 from ..jsonl import ensure_space
+from ..runtime.chat import detect_template
 from .files import make_public
 
 log = logging.getLogger(__name__)
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
-
-
-def require_stack():
-    """Import torch, transformers and peft, or explain how to install them."""
-    quiet = not logging.getLogger().isEnabledFor(logging.INFO)  # quiet unless --verbose
-    if quiet:
-        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # imported by peft; warns about CPU kernels
-    try:
-        import peft  # noqa: F401
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise SentiEdgeError(f"quantize needs torch, transformers and peft ({exc.name} is missing); run: {DISTILL_HINT}") from None
-    if quiet:
-        transformers.utils.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-        warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-    return torch
 
 
 @dataclass
@@ -83,43 +63,7 @@ def locate_base(spec: str) -> BaseModel:
 
 def load_base(base: BaseModel):
     """(model, tokenizer) in float32 on CPU."""
-    torch = require_stack()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    kwargs = {"gguf_file": base.gguf.name} if base.gguf else {}
-    src = str(base.gguf.parent if base.gguf else base.hf_dir)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        raise SentiEdgeError(f"could not load the tokenizer of {base.label}: {_first_line(exc)}") from None
-    try:
-        with _quiet_gguf_progress():
-            model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, **kwargs)
-    except (ValueError, KeyError, OSError, NotImplementedError) as exc:
-        raise SentiEdgeError(
-            f"transformers cannot load {base.label} ({_first_line(exc)}); its architecture may be unsupported"
-        ) from None
-    model.eval()
-    return model, tokenizer
-
-
-@contextlib.contextmanager
-def _quiet_gguf_progress():
-    """transformers' GGUF loader shows a tqdm bar that its own progress-bar switch misses."""
-    if logging.getLogger().isEnabledFor(logging.INFO):
-        yield
-        return
-    try:
-        from transformers import modeling_gguf_pytorch_utils as gguf_utils
-        bar = gguf_utils.tqdm
-    except (ImportError, AttributeError):
-        yield
-        return
-    gguf_utils.tqdm = functools.partial(bar, disable=True)
-    try:
-        yield
-    finally:
-        gguf_utils.tqdm = bar
+    return load_causal_lm(base.label, gguf=base.gguf)
 
 
 def read_adapter_config(adapter: str | os.PathLike) -> dict:
@@ -175,7 +119,7 @@ def check_match(model, adapter: str | os.PathLike) -> int:
 
 def merge(base: BaseModel, adapter: str | None, out_dir: Path, *, force: bool = False) -> dict:
     """Merge `adapter` (or nothing) into `base` and save to `out_dir`; returns facts for the card."""
-    torch = require_stack()
+    torch = load_stack()[0]
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -187,7 +131,7 @@ def merge(base: BaseModel, adapter: str | None, out_dir: Path, *, force: bool = 
         try:
             model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise SentiEdgeError(f"adapter {adapter} does not fit base {base.label}: {_first_line(exc)}") from None
+            raise SentiEdgeError(f"adapter {adapter} does not fit base {base.label}: {first_line(exc)}") from None
     else:
         acfg = {}
     n_params = sum(p.numel() for p in model.parameters())
@@ -228,8 +172,3 @@ def merge(base: BaseModel, adapter: str | None, out_dir: Path, *, force: bool = 
         "chat_template": bool(getattr(tokenizer, "chat_template", None)),
         "template": detect_template(getattr(tokenizer, "chat_template", None)),
     }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

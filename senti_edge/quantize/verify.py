@@ -159,9 +159,9 @@ def score_gguf(path: Path, texts: Sequence[str], task_name: str = "polarity", *,
 def score_torch(model_dir: Path, token_ids: Sequence[Sequence[int]], label_ids: Sequence[int],
                 n_threads: int = 1) -> np.ndarray:
     """Label logits of the merged Hugging Face model on the same token ids (float32, CPU)."""
-    from .merge import require_stack
+    from ..hfstack import load_stack
 
-    torch = require_stack()
+    torch = load_stack()[0]
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(max(1, n_threads))

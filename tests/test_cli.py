@@ -40,7 +40,8 @@ def test_a_missing_optional_stack_is_one_error_line_naming_its_extra(tmp_path, m
     for split in ("train", "val"):
         (data / "sc" / "sst2").mkdir(parents=True, exist_ok=True)
         (data / "sc" / "sst2" / f"{split}.json").write_text(json.dumps(rows))
-    monkeypatch.setitem(sys.modules, "sklearn", None)  # the bench extra not installed
+    for name in ["sklearn"] + [m for m in list(sys.modules) if m.startswith("sklearn.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # the bench extra not installed (submodules other tests loaded too)
     res = CliRunner().invoke(cli, ["bench", "-b", "majority", "--data-dir", str(data), "-d", "sst2", "--robust-n", "0",
                                    "--out", str(tmp_path / "out"), "--no-progress"])
     assert res.exit_code == 1 and res.output == "Error: scikit-learn is not installed; pip install 'senti-edge[bench]'\n"
@@ -332,7 +333,9 @@ def test_interrupt_message_says_what_was_written(smollm2_path, tmp_path):
         first = proc.stdout.readline()  # the first batch is out
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=60)
+        # the same buffered reader: communicate() reads the raw pipe and would miss what readline() buffered
+        rest, err = proc.stdout.read(), proc.stderr.read()
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -30,9 +30,9 @@ import numpy as np
 
 from senti_edge import Analyzer
 from senti_edge.bench import baselines, injection
-from senti_edge.sentibench import DATASETS, Item, load_split
 from senti_edge.distill.consistency import HARMLESS, INSTRUCTIONS
 from senti_edge.runtime.cpu import machine
+from senti_edge.sentibench import DATASETS, Item, load_split
 
 
 def families(labels: tuple[str, ...]) -> dict[str, dict[str, tuple[str, str | None]]]:

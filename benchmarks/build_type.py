@@ -15,7 +15,8 @@ from pathlib import Path
 
 from senti_edge.files import sha256_file
 from senti_edge.runtime.build import FTYPES, build_merged
-from senti_edge.runtime.registry import build_metadata, get_entry, materialise, shipped_adapter
+from senti_edge.runtime.fetch import build_metadata, materialise, shipped_adapter
+from senti_edge.runtime.registry import get_entry
 
 
 def main(argv=None) -> None:

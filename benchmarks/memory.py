@@ -166,7 +166,7 @@ def main(argv=None) -> None:
                   "generate_s": round(gen_s, 1), "stream": measure_stream(big, args.runs, args.to_file),
                   "one_line_peak_rss_mb": measure_stream(one, 1)["peak_rss_mb"]}
         if args.analyze_seconds > 0:
-            from senti_edge.runtime.registry import resolve
+            from senti_edge.runtime.fetch import resolve
 
             result["analyze"] = {"model": args.model,
                                  **measure_analyze(big, one, str(resolve(args.model).path), args.analyze_seconds)}

@@ -1,4 +1,4 @@
-"""File plumbing below every stage: a portable inter-process lock and a file's sha256.
+"""File plumbing below every stage: the cache home, a portable inter-process lock and a file's sha256.
 
 The lock is `filelock`'s (fcntl on POSIX, msvcrt on Windows), so the runtime imports on every OS;
 the kernel drops it when its holder dies, so a killed process never leaves a stale lock behind.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +17,15 @@ import filelock
 from .errors import SentiEdgeError
 
 _CHUNK = 1 << 20
+
+
+def cache_home() -> Path:
+    """Where models, builds and CPU decisions are cached: `SENTI_EDGE_HOME`, else
+    `$XDG_CACHE_HOME/senti-edge`, else `~/.cache/senti-edge`."""
+    if os.environ.get("SENTI_EDGE_HOME"):
+        return Path(os.environ["SENTI_EDGE_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg) / "senti-edge"
 
 
 @contextlib.contextmanager

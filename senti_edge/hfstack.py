@@ -94,7 +94,7 @@ def load_gguf_spec(spec: str):
     """(model, tokenizer) of a registry name, `.gguf` path or `BASE+ADAPTER.gguf`, dequantized;
     an adapter is merged into the weights first (float64, `runtime.build`)."""
     from .runtime.build import merge_to_f32
-    from .runtime.registry import resolve
+    from .runtime.fetch import resolve
 
     ref = resolve(spec)
     if ref.adapter is None:

@@ -20,9 +20,9 @@ SENTIBENCH = Path(os.environ.get("SENTIBENCH_DIR", SHARED / "sentibench"))
 def real_home() -> Path:
     """The user's cache as the session found it (SENTI_EDGE_HOME, else ~/.cache/senti-edge):
     where `models pull` put the real models. Resolved before any test changes the environment."""
-    from senti_edge.runtime.registry import home
+    from senti_edge.files import cache_home
 
-    return home()
+    return cache_home()
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +46,8 @@ def isolated_home(real_home, tmp_path_factory, monkeypatch) -> Path:
 def smollm2_path(real_home) -> Path:
     """The materialised default model; run `senti-edge models pull smollm2-135m` to get it."""
     from senti_edge.errors import SentiEdgeError
-    from senti_edge.runtime.registry import get_entry, materialise
+    from senti_edge.runtime.fetch import materialise
+    from senti_edge.runtime.registry import get_entry
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SENTI_EDGE_HOME", str(real_home))

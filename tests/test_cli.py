@@ -190,7 +190,7 @@ def test_the_default_model_is_the_distilled_adapter_merged_into_the_pypi_base(sm
     """The default is the merged build; it agrees with the same adapter applied at load time
     (the -lora form) and differs from the bare base."""
     from senti_edge.runtime.analyzer import Analyzer
-    from senti_edge.runtime.registry import resolve
+    from senti_edge.runtime.fetch import resolve
 
     ref = resolve(None)
     assert ref.name == "senti-smollm2-135m" and ref.adapter is None and ref.path.name == "senti-smollm2-135m.Q8_0.gguf"

@@ -28,7 +28,8 @@ def test_a_spec_with_an_adapter_is_the_merged_model(smollm2_path):
     import gguf
 
     from senti_edge.runtime.build import lora_pairs, merged_weight
-    from senti_edge.runtime.registry import get_entry, shipped_adapter
+    from senti_edge.runtime.fetch import shipped_adapter
+    from senti_edge.runtime.registry import get_entry
 
     plain, _ = hfstack.load_gguf_spec(str(smollm2_path))
     distilled, _ = hfstack.load_gguf_spec("senti-smollm2-135m-lora")  # base + shipped adapter, applied at load

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+from senti_edge.files import cache_home
 from senti_edge.runtime import registry
 
 
 def test_each_test_has_its_own_home(isolated_home, real_home):
-    assert registry.home() == isolated_home != real_home
+    assert cache_home() == isolated_home != real_home
     assert registry.user_registry_path().parent == isolated_home
 
 

@@ -41,6 +41,12 @@ def cell_path(out_dir: Path, unit_id: str, dataset: str, seed: int | None = None
     return folder / (f"{dataset}-seed{seed}.json" if seed is not None else f"{dataset}.json")
 
 
+def partial_path(out_dir: Path, cell: Path) -> Path:
+    """partial/<unit>/[<protocol>/]<dataset>[-seed<seed>].jsonl: the chunks of a model cell that is
+    still running, kept outside cells/ (which holds only finished cells) and removed when it ends."""
+    return Path(out_dir) / "partial" / cell.relative_to(Path(out_dir) / "cells").with_suffix(".jsonl")
+
+
 def read_cell(path: Path, key: dict) -> dict | None:
     """The cell at `path` if its settings equal `key` (else None: absent, stale or unreadable)."""
     try:
@@ -66,7 +72,7 @@ def file_sha256(path: Path | None) -> str | None:
 
 def model_files(spec: str) -> dict:
     """The files a model spec resolves to, and their hashes (no model is loaded)."""
-    from ..runtime.registry import resolve
+    from ..runtime.fetch import resolve
 
     ref = resolve(spec)
     return {"model_sha256": file_sha256(ref.path), "adapter_sha256": file_sha256(ref.adapter)}

@@ -130,9 +130,9 @@ def compare(results_dir: Path, teacher: str | None, bases: dict[str, str], json_
 
 def _compare(results_dir: Path, teacher: str | None, bases: dict[str, str], json_out: Path | None) -> None:
     from ..jsonl import write_json
-    from .compare import compare as compare_rows, markdown, read_results
+    from .compare import markdown, read_results, relative_rows
 
-    rows = compare_rows(read_results(results_dir), teacher, bases)
+    rows = relative_rows(read_results(results_dir), teacher, bases)
     click.echo(markdown(rows))
     if json_out:
         write_json(json_out, rows)

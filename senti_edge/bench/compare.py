@@ -58,7 +58,7 @@ def model_rows(results: dict) -> list[dict]:
     return rows
 
 
-def compare(results: dict, teacher: str | None, bases: dict[str, str]) -> list[dict]:
+def relative_rows(results: dict, teacher: str | None, bases: dict[str, str]) -> list[dict]:
     """`model_rows` plus gain over the base, share of the teacher and speed relative to it."""
     rows = model_rows(results)
     by_id = {r["id"]: r for r in rows}

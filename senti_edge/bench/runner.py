@@ -12,7 +12,10 @@ on the first `robust_n` val sentences of `robust_dataset` under appended distrac
 injected instructions (`injection.robustness`).
 
 A cell file is written atomically when the cell ends and reused only while its cache key
-(`cells.cell_key`) holds; a model whose cells are all current is not loaded. Then
+(`cell_key`) holds; a model whose cells are all current is not loaded. A model cell runs
+`CHUNK` items at a time, each chunk appended to the cell's partial file (`cells.partial_path`,
+with the key on its first line), so an interrupted cell (the teacher on IMDB takes hours on
+one core) resumes at its first unfinished chunk; the partial file goes when the cell is written. Then
 `report.write_reports` merges the cells into results.json, results.md and the plots. The results
 directory is locked while a bench writes it; a bench that fails leaves neither the lock file nor
 a folder it created and filled with nothing.
@@ -30,11 +33,11 @@ from typing import Callable, Sequence
 
 from ..errors import SentiEdgeError
 from ..files import locked
-from ..jsonl import write_json
+from ..jsonl import JsonlAppender, write_json
 from ..sentibench import DATASETS, DatasetSpec, Item, load_split
 from . import baselines as bl
-from .cells import (CELL_FORMAT, ROBUSTNESS, cell_path, file_sha256, machine_info, model_files, peak_rss_mb,
-                    peak_rss_reset, read_cell, slug)
+from .cells import (CELL_FORMAT, ROBUSTNESS, cell_path, file_sha256, machine_info, model_files, partial_path,
+                    peak_rss_mb, peak_rss_reset, read_cell, slug)
 from .datasets import select_datasets
 from .injection import robustness
 from .metrics import (bootstrap_classification, bootstrap_tuples, ci95, classification_scores, resample,
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 
 DEMO_MODES = ("fixed", "per-example")
 LOCK_NAME = ".bench.lock"  # in the results directory, held while a bench writes there
+CHUNK = 25  # a model cell saves its predictions every CHUNK items
 
 
 @dataclass
@@ -306,8 +310,8 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
 
 
 def _remove_if_empty(out: Path) -> None:
-    """Remove a results folder that holds no cell: its config.json and empty folders."""
-    if not out.is_dir() or any(p.is_file() for p in (out / "cells").rglob("*.json")):
+    """Remove a results folder that holds no cell (finished or partial): its config.json and empty folders."""
+    if not out.is_dir() or any(p.is_file() for d in ("cells", "partial") for p in (out / d).rglob("*.json*")):
         return
     (out / "config.json").unlink(missing_ok=True)
     for d in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
@@ -376,37 +380,98 @@ def _run_unit(unit: Unit, cells: list[Cell], cfg: BenchConfig, data, machine: di
                                    "category": cell.spec.category, "seed": cell.seed, "settings": cell.key,
                                    "model_info": cell_info, "machine": machine,
                                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **body})
+            _drop_partial(cfg.out_dir, cell.path)
     finally:
         if sess is not None:
             sess.close()
 
 
 def _dataset_cell(unit: Unit, cell: Cell, cfg: BenchConfig, data, sess, baseline, bar) -> dict:
-    spec, seed = cell.spec, cell.seed
+    spec = cell.spec
     train, test = _items(data, cfg, cell)
-    f = baseline(spec) if sess is None else None  # fitting is its own column, not prediction time
-    timer = Timer(bar.update)
-    stats0 = (sess.engine.stats.prompt_tokens, sess.engine.stats.generated_tokens,
-              sess.engine.stats.truncated) if sess else (0, 0, 0)
-    extra: dict = {}
-    fit_s = size = None
-    if f is not None:
+    if sess is not None:
+        preds, extra, cost = _model_predictions(cell, cfg, sess, train, test, bar)
+    else:
+        f = baseline(spec)  # fitting is its own column, not prediction time
+        timer = Timer(bar.update)
         preds = [{"index": it.index, "pred": p} for it, p in zip(test, f.predict(test))]
         timer.done(len(test))
-        fit_s, size = f.fit_s, f.size_bytes
-    elif spec.generative:
-        preds, extra = sess.tuples(spec, train, test, seed, timer)
-    else:
-        preds, extra = sess.classify(spec, train, test, seed, timer)
-    cost = timer.cost()
-    for p, ms in zip(preds, timer.ms):
-        p["ms"] = round(ms, 3)
-    stats = (sess.engine.stats.prompt_tokens, sess.engine.stats.generated_tokens,
-             sess.engine.stats.truncated) if sess else (0, 0, 0)
-    cost.update(prompt_tokens=stats[0] - stats0[0], generated_tokens=stats[1] - stats0[1],
-                truncated=stats[2] - stats0[2], peak_rss_mb=peak_rss_mb(), fit_s=fit_s, size_bytes=size)
+        extra, cost = {}, timer.cost()
+        for p, ms in zip(preds, timer.ms):
+            p["ms"] = round(ms, 3)
+        cost.update(prompt_tokens=0, generated_tokens=0, truncated=0, fit_s=f.fit_s, size_bytes=f.size_bytes)
+    cost["peak_rss_mb"] = peak_rss_mb()
     return {"n": len(test), "metrics": score_cell(spec, test, preds), "demos": extra.pop("demos", []),
             "cost": cost, **extra, "predictions": preds}
+
+
+_STATS = ("prompt_tokens", "generated_tokens", "truncated")
+
+
+def _model_predictions(cell: Cell, cfg: BenchConfig, sess, train, test: list[Item], bar) -> tuple[list[dict], dict, dict]:
+    """A model's predictions for one cell, `CHUNK` items at a time. Each finished chunk (predictions,
+    extras, time, token counts) is appended to the partial file, whose first line holds the cell's
+    key; chunks already there under the same key are reused, a file of another key is dropped."""
+    path = partial_path(cfg.out_dir, cell.path)
+    log_ = JsonlAppender(path, id_key="start")
+    if log_.records[:1] != [{"start": -1, "settings": cell.key}]:
+        log_.close()
+        path.unlink()
+        log_ = JsonlAppender(path, id_key="start")
+        log_.append({"start": -1, "settings": cell.key})
+    chunks = {r["start"]: r for r in log_.records if r["start"] >= 0}
+    run = sess.tuples if cell.spec.generative else sess.classify
+    with log_:
+        for start in range(0, len(test), CHUNK):
+            part = test[start:start + CHUNK]
+            done = chunks.get(start)
+            if done is not None and [p["index"] for p in done["preds"]] == [it.index for it in part]:
+                bar.update(len(part))
+                continue
+            timer = Timer(bar.update)
+            before = [getattr(sess.engine.stats, s) for s in _STATS]
+            preds, extra = run(cell.spec, train, part, cell.seed, timer)
+            for p, ms in zip(preds, timer.ms):
+                p["ms"] = round(ms, 3)
+            counts = {s: getattr(sess.engine.stats, s) - b for s, b in zip(_STATS, before)}
+            chunks[start] = {"start": start, "preds": preds, "extra": extra, "eval_s": timer.cost()["eval_s"], **counts}
+            log_.append(chunks[start])
+    ordered = [chunks[s] for s in sorted(chunks)]
+    preds = [p for c in ordered for p in c["preds"]]
+    eval_s = sum(c["eval_s"] for c in ordered)
+    ms = [p["ms"] for p in preds]
+    cost = {"eval_s": eval_s, "examples_per_s": len(preds) / eval_s if eval_s > 0 else None,
+            "ms_per_example_median": statistics.median(ms) if ms else None,
+            **{s: sum(c[s] for c in ordered) for s in _STATS}, "fit_s": None, "size_bytes": None}
+    per_item_demos = sess.protocol == "paper" and cfg.demos == "per-example"
+    return preds, _merge_extras([c["extra"] for c in ordered], per_item_demos), cost
+
+
+def _merge_extras(extras: list[dict], per_item_demos: bool) -> dict:
+    """One cell's extras from its chunks': targets united in order, per-example demos joined,
+    the rest (label order, a fixed demonstration draw) as the first chunk has them."""
+    out: dict = {}
+    for extra in extras:
+        for k, v in extra.items():
+            if k == "targets":
+                out.setdefault(k, [])
+                out[k] += [t for t in v if t not in out[k]]
+            elif k == "demos" and per_item_demos:
+                out.setdefault(k, []).extend(v)
+            else:
+                out.setdefault(k, v)
+    return out
+
+
+def _drop_partial(out_dir: Path, cell: Path) -> None:
+    """Remove a finished cell's partial file and the folders it leaves empty."""
+    path = partial_path(out_dir, cell)
+    path.unlink(missing_ok=True)
+    top = Path(out_dir) / "partial"
+    for d in path.parents:
+        if d == top.parent or not d.is_dir() or any(d.iterdir()):
+            break
+        d.rmdir()
 
 
 def _robustness_cell(unit: Unit, cell: Cell, cfg: BenchConfig, data, sess, baseline, bar) -> dict:

@@ -33,7 +33,7 @@ from ..runtime.prompts import build_prefix, build_query, one_line
 from ..runtime.scoring import softmax
 from ..runtime.tasks import TASKS
 from .config import DistillConfig
-from .corpus import SENTIBENCH, Corpus, Item
+from .corpus import SENTIBENCH, Corpus, CorpusText
 
 HARMLESS = [
     "Anyway, it was sunny outside.", "My neighbour has a cat.", "I wrote this on my phone.",
@@ -78,7 +78,7 @@ def _query_ref(record: dict) -> str | None:
     return refs[-1] if refs else None
 
 
-def _example(ex_id: str, item: Item, text: str, task_name: str, label: str, probs: list[float] | None,
+def _example(ex_id: str, item: CorpusText, text: str, task_name: str, label: str, probs: list[float] | None,
              weight: float, chars: int) -> dict:
     task = TASKS[task_name]
     text = one_line(text)[:chars]
@@ -93,7 +93,7 @@ def examples(records: Sequence[dict], corpus: Corpus, cfg: DistillConfig, old: S
     """Stage 3's training examples from ICLDist `records`, the corpus and stage 2's examples `old`."""
     cc = cfg.consistency
     rng = random.Random(f"{cfg.seed}:consistency")
-    base: list[tuple[str, Item, str, str, list[float] | None, float]] = []  # id, item, task, label, probs, weight
+    base: list[tuple[str, CorpusText, str, str, list[float] | None, float]] = []  # id, item, task, label, probs, weight
     seen: set[str] = set()
     for rec in records:
         ds = rec.get("dataset")

@@ -23,7 +23,9 @@ SENTIBENCH: dict[str, tuple[str, tuple[str, ...]]] = {d.dir: (d.task, d.labels) 
 _SPECS = {d.dir: d for d in DATASETS.values()}
 
 
-class Item(NamedTuple):
+class CorpusText(NamedTuple):
+    """One teacher input: the text, its ref, and the gold label kept aside (never a target by default)."""
+
     ref: str  # SOURCE:INDEX
     text: str
     label: str | None = None  # gold label (classification sets), never a training target by default
@@ -44,8 +46,8 @@ def _read_user_file(path: Path, field: str, label_field: str = "") -> list[tuple
 class Corpus:
     """Texts by ref; `items` keeps the deduplicated, sampled order used for generation."""
 
-    by_ref: dict[str, Item]
-    items: list[Item]
+    by_ref: dict[str, CorpusText]
+    items: list[CorpusText]
 
     def text(self, ref: str) -> str:
         try:
@@ -53,14 +55,14 @@ class Corpus:
         except KeyError:
             raise SentiEdgeError(f"text {ref!r} is not in the corpus; was the corpus config changed since generation?") from None
 
-    def in_dataset(self, dataset: str) -> list[Item]:
+    def in_dataset(self, dataset: str) -> list[CorpusText]:
         return [it for r, it in self.by_ref.items() if r.rsplit(":", 1)[0] == dataset]
 
-    def labelled(self, dataset: str) -> list[Item]:
+    def labelled(self, dataset: str) -> list[CorpusText]:
         return [it for it in self.in_dataset(dataset) if it.label is not None]
 
 
-def sentibench_train(root: Path, dataset: str) -> list[Item]:
+def sentibench_train(root: Path, dataset: str) -> list[CorpusText]:
     """The records of `root/dataset/train.json` as items, read by the strict SentiBench reader; the
     label (canonical casing) kept aside for ICL demos."""
     if dataset not in SENTIBENCH:
@@ -69,7 +71,7 @@ def sentibench_train(root: Path, dataset: str) -> list[Item]:
     path = spec.path(root, "train")
     if not path.is_file():
         raise SentiEdgeError(f"{path} not found; set corpus.sentibench_dir to the SentiBench root")
-    return [Item(f"{dataset}:{it.index}", it.text, None if spec.generative else it.gold, it.target)
+    return [CorpusText(f"{dataset}:{it.index}", it.text, None if spec.generative else it.gold, it.target)
             for it in load_split(root, spec, "train")]
 
 
@@ -84,7 +86,7 @@ def _check_not_eval(path: Path, root: Path | None) -> None:
 def load_corpus(cfg: CorpusConfig, seed: int = 42) -> Corpus:
     """All sources, deduplicated (first occurrence wins), then sampled evenly up to `max_texts`."""
     root = Path(cfg.sentibench_dir).expanduser() if cfg.sentibench_dir else None
-    sources: list[list[Item]] = []
+    sources: list[list[CorpusText]] = []
     if root is not None:
         for ds in cfg.datasets or list(SENTIBENCH):
             sources.append(sentibench_train(root, ds))
@@ -93,12 +95,12 @@ def load_corpus(cfg: CorpusConfig, seed: int = 42) -> Corpus:
     for k, f in enumerate(cfg.files):
         path = Path(f).expanduser()
         _check_not_eval(path, root)
-        sources.append([Item(f"file{k}:{line}", t, label) for line, t, label in _read_user_file(path, cfg.text_field, cfg.label_field)])
+        sources.append([CorpusText(f"file{k}:{line}", t, label) for line, t, label in _read_user_file(path, cfg.text_field, cfg.label_field)])
     if not sources:
         raise SentiEdgeError("the corpus is empty: set corpus.sentibench_dir or corpus.files")
-    by_ref: dict[str, Item] = {}
+    by_ref: dict[str, CorpusText] = {}
     seen: set[str] = set()
-    kept: list[list[Item]] = []
+    kept: list[list[CorpusText]] = []
     for items in sources:
         mine = []
         for it in items:
@@ -114,7 +116,7 @@ def load_corpus(cfg: CorpusConfig, seed: int = 42) -> Corpus:
     return Corpus(by_ref, _sample_evenly(kept, cfg.max_texts, seed))
 
 
-def _sample_evenly(groups: Sequence[list[Item]], n: int, seed: int) -> list[Item]:
+def _sample_evenly(groups: Sequence[list[CorpusText]], n: int, seed: int) -> list[CorpusText]:
     """Shuffle each source, then take round-robin until `n` (0: everything)."""
     rng = random.Random(seed)
     shuffled = []
@@ -122,7 +124,7 @@ def _sample_evenly(groups: Sequence[list[Item]], n: int, seed: int) -> list[Item
         g = list(g)
         rng.shuffle(g)
         shuffled.append(g)
-    out: list[Item] = []
+    out: list[CorpusText] = []
     total = sum(len(g) for g in shuffled)
     n = total if n <= 0 else min(n, total)
     i = 0

@@ -29,7 +29,7 @@ from ..runtime.prompts import parse_aspects
 from ..runtime.tasks import TASKS
 from ..runtime.scoring import softmax
 from .config import DistillConfig, ICLDistConfig
-from .corpus import SENTIBENCH, Corpus, Item
+from .corpus import SENTIBENCH, Corpus, CorpusText
 from .records import Job, lit, ref, render
 from .teachers import Teacher
 
@@ -70,7 +70,7 @@ GENERAL = [
 MAX_USER_LABELS = 20
 
 
-def _pools(corpus: Corpus, datasets: Sequence[str]) -> dict[str, tuple[str, tuple[str, ...], list[Item]]]:
+def _pools(corpus: Corpus, datasets: Sequence[str]) -> dict[str, tuple[str, tuple[str, ...], list[CorpusText]]]:
     """source -> (task kind, label words, labelled items): the SentiBench sets asked for, plus
     every user file with labels (`corpus.label_field`), as a `custom` task over its own labels."""
     pools = {}
@@ -123,7 +123,7 @@ def jobs(corpus: Corpus, cfg: ICLDistConfig, seed: int) -> list[Job]:
     return out
 
 
-def _label_job(grng: random.Random, rng: random.Random, ds: str, kind: str, labels: tuple[str, ...], pool: list[Item],
+def _label_job(grng: random.Random, rng: random.Random, ds: str, kind: str, labels: tuple[str, ...], pool: list[CorpusText],
                cfg: ICLDistConfig) -> dict:
     """Format and demonstrations from the group's generator `grng`, the query from `rng`.
 
@@ -158,7 +158,7 @@ def _label_job(grng: random.Random, rng: random.Random, ds: str, kind: str, labe
         query = pool[rng.randrange(len(pool))]
     needs_target = kind == "stance"
 
-    def block(it: Item, chars: int) -> list:
+    def block(it: CorpusText, chars: int) -> list:
         parts = [lit(f"{x_name}:"), ref(it.ref, chars=chars)]
         if needs_target:
             parts += [lit("\nTarget:"), ref(it.ref, "target")]

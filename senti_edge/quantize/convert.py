@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SentiEdgeError
-from ..runtime.registry import home, locked, sha256_file
+from ..files import cache_home, locked, sha256_file
 from .files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class Converter:
 
 
 def converter_dir() -> Path:
-    return home() / "converter"
+    return cache_home() / "converter"
 
 
 def runtime_version() -> str:

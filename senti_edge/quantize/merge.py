@@ -56,7 +56,7 @@ def locate_base(spec: str) -> BaseModel:
         if not any((p / f).is_file() for f in TOKENIZER_FILES):
             raise SentiEdgeError(f"base {spec} has no tokenizer ({', '.join(TOKENIZER_FILES)}); copy the tokenizer files into it")
         return BaseModel(spec, hf_dir=p)
-    from ..runtime.registry import resolve
+    from ..runtime.fetch import resolve
 
     return BaseModel(spec, gguf=resolve(spec).path)
 

@@ -16,7 +16,7 @@ only the runtime's own dependencies:
 
 Both GGUF files use llama.cpp's tensor layout (the LoRA converter already permuted Q and K like
 the base), so no name or layout mapping is needed. The build is deterministic: the registry
-holds the sha256 of its result, and `registry.materialise` checks it.
+holds the sha256 of its result, and `fetch.materialise` checks it.
 """
 
 from __future__ import annotations

@@ -256,7 +256,8 @@ def models():
 @_friendly
 def models_list():
     """Known models, their size and licence, and whether they are present."""
-    from .registry import is_present, load_registry, model_path
+    from .fetch import is_present
+    from .registry import load_registry, model_path
 
     rows = []
     for name, e in load_registry().items():
@@ -279,7 +280,8 @@ def models_pull(names, pull_all, force):
 
     Models whose packages are already installed are joined from site-packages with no network.
     """
-    from .registry import DEFAULT_MODEL, get_entry, load_registry, pull
+    from .fetch import pull
+    from .registry import DEFAULT_MODEL, get_entry, load_registry
 
     names = list(load_registry()) if pull_all else (names or (DEFAULT_MODEL,))
     for name in names:
@@ -294,7 +296,7 @@ def models_pull(names, pull_all, force):
 @_friendly
 def models_path(name):
     """Print the GGUF path of a model (materialising it from installed packages if needed)."""
-    from .registry import resolve
+    from .fetch import resolve
 
     click.echo(str(resolve(name).path))
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from ..errors import SentiEdgeError
 from ..files import locked
 from ..jsonl import write_json
-from .registry import home
+from ..files import cache_home
 
 ENV = "SENTI_EDGE_EXTRA_BUFTS"
 # CPU features that select llama.cpp kernels (x86 and ARM names as /proc/cpuinfo spells them).
@@ -161,7 +161,7 @@ def decide(model: Path, adapter: Path | None = None, *, runner=probe) -> Decisio
     if env == "probe":  # inside a probe child: the parent chose explicitly
         raise SentiEdgeError(f"{ENV}=probe is only for the probe child")
     key = _key(model, adapter)
-    path = home() / "cpu.json"
+    path = cache_home() / "cpu.json"
     with locked(path.with_name(".cpu.json.lock")):
         known = _read(path)
         if key in known:
@@ -184,7 +184,7 @@ def decide(model: Path, adapter: Path | None = None, *, runner=probe) -> Decisio
 
 def known_decision(model: Path, adapter: Path | None = None) -> Decision | None:
     """The decision already made for this model on this machine, without probing (None if none)."""
-    d = _read(home() / "cpu.json").get(_key(model, adapter))
+    d = _read(cache_home() / "cpu.json").get(_key(model, adapter))
     return _decision(d) if d else None
 
 

@@ -29,7 +29,9 @@ def report(probe: bool = True) -> dict:
     """The report as plain data; `probe=False` shows only decisions already made."""
     from .cpu import ENV, cpu, decide, known_decision, llama_system_info
     from .engine import free_cores
-    from .registry import home, is_present, load_registry, materialise, shipped_adapter
+    from ..files import cache_home
+    from .fetch import is_present, materialise, shipped_adapter
+    from .registry import load_registry
 
     c = cpu()
     models, decisions = [], {}
@@ -55,7 +57,7 @@ def report(probe: bool = True) -> dict:
         "cpu": {"model": c.model, "arch": c.arch, "cores": c.cores, "features": c.has(*FEATURES)},
         "threads (free cores now)": free_cores(),
         "extra buffer types override": f"{ENV}={os.environ[ENV]}" if os.environ.get(ENV) else "none",
-        "cache": str(home()),
+        "cache": str(cache_home()),
         "models present": models,
         "extra buffer decision": decisions,
     }

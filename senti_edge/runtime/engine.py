@@ -44,7 +44,7 @@ from llama_cpp._utils import suppress_stdout_stderr
 
 from ..errors import SentiEdgeError
 from .chat import Segment, detect_template
-from .registry import ModelRef, resolve
+from .fetch import ModelRef, resolve
 
 log = logging.getLogger(__name__)
 

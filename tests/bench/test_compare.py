@@ -41,7 +41,7 @@ def _results():
 
 
 def test_compare_against_teacher_and_base():
-    rows = {r["id"]: r for r in compare.compare(_results(), "teacher", {"student": "base"})}
+    rows = {r["id"]: r for r in compare.relative_rows(_results(), "teacher", {"student": "base"})}
     s = rows["student"]
     assert s["cls"]["mean"] == pytest.approx(0.7)            # mean of the per-seed averages 0.6 and 0.8
     assert s["cls"]["std"] == pytest.approx(0.1414, abs=1e-3)
@@ -71,7 +71,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.exit_code == 2 and "takes STUDENT=BASE, got 'student'" in r.output  # a usage error
     r = run(tmp_path, "--teacher", "teacher", "--base", "student=base", "--json", tmp_path / "rows.json")
     assert r.exit_code == 0, r.output
-    assert "| teacher |" in r.output and r.output == compare.markdown(compare.compare(_results(), "teacher", {"student": "base"})) + "\n"
+    assert "| teacher |" in r.output and r.output == compare.markdown(compare.relative_rows(_results(), "teacher", {"student": "base"})) + "\n"
     assert json.loads((tmp_path / "rows.json").read_text())[0]["id"] == "student"
 
 
@@ -79,7 +79,7 @@ def test_interval_and_robustness_columns():
     res = _results()
     res["models"][0]["averages_ci95"] = {"classification": [0.55, 0.83]}
     res["models"][0]["robustness"] = {"distractor_flip_rate": 0.02, "injection_flip_rate": 0.25}
-    rows = compare.compare(res, "teacher", {"student": "base"})
+    rows = compare.relative_rows(res, "teacher", {"student": "base"})
     table = compare.markdown(rows)
     assert "| student | 70.0 ± 14.1 (55.0–83.0) |" in table
     assert table.splitlines()[2].endswith("| 2.0 / 25.0 |") and table.splitlines()[3].endswith("| - |")

@@ -158,3 +158,86 @@ def test_baseline_key_holds_its_configuration(tiny_bench, tmp_path, monkeypatch)
     assert "class_weight=balanced" in k["baseline_config"] and len(k["train_sha256"]) == 64 and "protocol" not in k
     monkeypatch.setitem(runner.bl.CONFIG, "tfidf", "other settings")
     assert key() != k
+
+
+class _StandIn:
+    """A shipped-protocol session without llama.cpp: labels by the first word, counts what it scores,
+    and can be told to stop (as Ctrl-C would) after some chunks."""
+
+    protocol = "shipped"
+    scored: list[int] = []
+    stop_after: int | None = None
+
+    def __init__(self, model, cfg):
+        from types import SimpleNamespace
+
+        from senti_edge.runtime.fetch import resolve
+
+        self.engine = SimpleNamespace(ref=resolve(model), n_threads=1, n_ctx=cfg.n_ctx,
+                                      stats=SimpleNamespace(prompt_tokens=0, generated_tokens=0, truncated=0))
+
+    def classify(self, spec, train, test, seed, timer):
+        if self.stop_after is not None and len(self.scored) >= self.stop_after:
+            raise KeyboardInterrupt
+        _StandIn.scored = self.scored + [it.index for it in test]
+        self.engine.stats.prompt_tokens += 10 * len(test)
+        timer.done(len(test))
+        preds = [{"index": it.index, "pred": "positive" if it.text.startswith("a great") else "negative"} for it in test]
+        return preds, {"labels": list(spec.labels), "targets": []}
+
+    def close(self):
+        pass
+
+
+def test_an_interrupted_model_cell_resumes_at_its_first_unfinished_chunk(tiny_bench, tmp_path, monkeypatch):
+    gguf = tmp_path / "toy.gguf"
+    gguf.write_bytes(b"GGUF toy")
+    monkeypatch.setitem(runner.SESSIONS, "shipped", _StandIn)
+    monkeypatch.setattr(runner, "CHUNK", 5)
+    c = cfg(tiny_bench, models=(str(gguf),), baselines=(), datasets=("sst2",), robust_n=0)
+    cell = runner.plan(c)[0].cells[0]
+    partial = runner.partial_path(c.out_dir, cell.path)
+
+    monkeypatch.setattr(_StandIn, "scored", [])
+    monkeypatch.setattr(_StandIn, "stop_after", 10)  # two chunks of 5, then Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_bench(c, progress=False)
+    assert not cell.path.exists() and _StandIn.scored == list(range(10))
+    lines = [json.loads(x) for x in partial.read_text().splitlines()]
+    assert lines[0] == {"start": -1, "settings": cell.key} and [r["start"] for r in lines[1:]] == [0, 5]
+
+    monkeypatch.setattr(_StandIn, "scored", [])
+    monkeypatch.setattr(_StandIn, "stop_after", None)
+    runner.run_bench(c, progress=False)
+    assert _StandIn.scored == [10, 11]  # only the last chunk ran again
+    done = json.loads(cell.path.read_text())
+    assert [p["index"] for p in done["predictions"]] == list(range(12))
+    assert done["metrics"]["macro_f1"] == 1.0 and done["cost"]["prompt_tokens"] == 120
+    assert done["labels"] == list(runner.DATASETS["sst2"].labels)
+    assert not partial.exists() and not (c.out_dir / "partial").exists()
+
+
+def test_a_partial_file_of_another_key_is_not_reused(tiny_bench, tmp_path, monkeypatch):
+    gguf = tmp_path / "toy.gguf"
+    gguf.write_bytes(b"GGUF toy")
+    monkeypatch.setitem(runner.SESSIONS, "shipped", _StandIn)
+    monkeypatch.setattr(runner, "CHUNK", 5)
+    monkeypatch.setattr(_StandIn, "scored", [])
+    monkeypatch.setattr(_StandIn, "stop_after", None)
+    c = cfg(tiny_bench, models=(str(gguf),), baselines=(), datasets=("sst2",), robust_n=0)
+    cell = runner.plan(c)[0].cells[0]
+    partial = runner.partial_path(c.out_dir, cell.path)
+    partial.parent.mkdir(parents=True)
+    stale = {"start": 0, "preds": [{"index": i, "pred": "negative", "ms": 1.0} for i in range(5)], "extra": {},
+             "eval_s": 1.0, "prompt_tokens": 0, "generated_tokens": 0, "truncated": 0}
+    partial.write_text(json.dumps({"start": -1, "settings": {**cell.key, "n_ctx": 1}}) + "\n" + json.dumps(stale) + "\n")
+    runner.run_bench(c, progress=False)
+    assert _StandIn.scored == list(range(12))
+    assert json.loads(cell.path.read_text())["metrics"]["macro_f1"] == 1.0
+
+
+def test_chunk_extras_merge_into_the_cells():
+    extras = [{"labels": ["a", "b"], "targets": ["x"], "demos": [[1], [2]]}, {"labels": ["a", "b"], "targets": ["y", "x"], "demos": [[3]]}]
+    assert runner._merge_extras(extras, per_item_demos=True) == {"labels": ["a", "b"], "targets": ["x", "y"], "demos": [[1], [2], [3]]}
+    fixed = [{"demos": [4, 5]}, {"demos": [4, 5]}]
+    assert runner._merge_extras(fixed, per_item_demos=False) == {"demos": [4, 5]}

@@ -7,14 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from senti_edge.distill.corpus import Corpus, Item
+from senti_edge.distill.corpus import Corpus, CorpusText
 from senti_edge.distill.records import (Job, finish_from_records, generate_records, is_complete, lit, load_records,
                                         manifest_path, pack, ref, render, unpack)
 from senti_edge.errors import SentiEdgeError
 from senti_edge.runtime.chat import Segment
 
-CORPUS = Corpus(by_ref={"sc/sst2:1": Item("sc/sst2:1", "A fine\nfilm.", "positive", None),
-                        "st/sem16:2": Item("st/sem16:2", "Taxes are theft", None, "taxes")}, items=[])
+CORPUS = Corpus(by_ref={"sc/sst2:1": CorpusText("sc/sst2:1", "A fine\nfilm.", "positive", None),
+                        "st/sem16:2": CorpusText("st/sem16:2", "Taxes are theft", None, "taxes")}, items=[])
 
 
 class Teacher:

@@ -85,7 +85,7 @@ def test_base_gguf_plus_gguf_lora_gives_the_merged_f16_labels(pipeline_run, smol
 
 def test_results_are_registered_and_load_by_name(pipeline_run, in_quant_home):
     from senti_edge.runtime.engine import Engine
-    from senti_edge.runtime.registry import resolve
+    from senti_edge.runtime.fetch import resolve
 
     cfg, report = pipeline_run
     assert report["registered"] == ["tiny-senti", "tiny-senti-f16", "tiny-senti-q8_0", "tiny-senti-q4_0"]

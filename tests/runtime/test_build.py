@@ -8,7 +8,8 @@ import pytest
 
 from senti_edge.errors import SentiEdgeError
 from senti_edge.runtime import build
-from senti_edge.runtime.registry import get_entry, shipped_adapter
+from senti_edge.runtime.fetch import shipped_adapter
+from senti_edge.runtime.registry import get_entry
 
 
 def test_merged_weight_is_w_plus_scaled_b_a():

@@ -140,13 +140,25 @@ def test_shots_file(run, reviews, tmp_path):
     assert res.exit_code == 1 and "not one of" in res.output
 
 
-def test_aspects_output_parses(run, tmp_path):
+def test_aspects_output_has_the_grammar_shape(tmp_path):
+    """The default model's tuples (the base SmolLM2 answers an empty list, which would check nothing)."""
+    from senti_edge.runtime.fetch import is_present
+    from senti_edge.runtime.registry import DEFAULT_MODEL, get_entry
+
+    if not is_present(get_entry(DEFAULT_MODEL)):
+        pytest.skip(f"{DEFAULT_MODEL} is not built here; run `senti-edge models pull`")
     p = tmp_path / "r.txt"
     p.write_text("The pasta was great but the waiter was rude.\n")
-    res = run(str(p), "-t", "aspects")
+    res = CliRunner().invoke(cli, ["analyze", str(p), "-t", "aspects", "--threads", "1", "-o", "jsonl"])
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)
-    assert isinstance(row["aspects"], list)
+    assert row["text"] == "The pasta was great but the waiter was rude." and row["complete"] is True
+    assert row["aspects"], row
+    for op in row["aspects"]:  # the grammar's shape: these four keys in order, a closed polarity set
+        assert list(op) == ["aspect", "category", "opinion", "polarity"], op
+        assert op["polarity"] in ("negative", "neutral", "positive")
+        assert op["aspect"] is None or 1 <= len(op["aspect"]) <= 60
+        assert 1 <= len(op["category"]) <= 60 and 1 <= len(op["opinion"]) <= 60
 
 
 def test_output_file_is_written_atomically(run, reviews, tmp_path):

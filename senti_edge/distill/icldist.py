@@ -30,7 +30,7 @@ from ..runtime.tasks import TASKS
 from ..runtime.scoring import softmax
 from .config import DistillConfig, ICLDistConfig
 from .corpus import SENTIBENCH, Corpus, CorpusText
-from .records import Job, lit, ref, render
+from .records import Job, lit, ref, to_segments
 from .teachers import Teacher
 
 CLASSIFICATION = [d for d, (kind, _) in SENTIBENCH.items() if kind != "aspects"]
@@ -177,18 +177,18 @@ def make_work(teacher: Teacher, corpus: Corpus, cfg: ICLDistConfig):
         d = job.data
         rec = {"stage": "icldist", "kind": d["kind"], "prompt": d["parts"], "teacher": teacher.name}
         if d["kind"] == "general":
-            reply = teacher.generate(render(d["parts"], corpus), chat=True, max_tokens=cfg.max_tokens)
+            reply = teacher.generate(to_segments(d["parts"], corpus), chat=True, max_tokens=cfg.max_tokens)
             ok = reply.finished and len(reply.text.split()) >= 1
             return {**rec, "response": reply.text, "finished": reply.finished,
                     "settings": {**teacher.settings, "max_tokens": cfg.max_tokens}, "qc": [] if ok else ["truncated_or_empty"]}
         if d["kind"] == "aspects":  # the runtime's prompt (chat models answer after "Opinions:")
-            reply = teacher.generate(render(d["parts"], corpus), chat=True, max_tokens=max(cfg.max_tokens, 150))
+            reply = teacher.generate(to_segments(d["parts"], corpus), chat=True, max_tokens=max(cfg.max_tokens, 150))
             tuples = parse_aspects(reply.text)
             qc = (["truncated"] if not reply.finished else []) + (["off_format"] if tuples is None else [])
             return {**rec, "dataset": d["dataset"], "raw_response": reply.text, "finished": reply.finished,
                     "response": "Opinions: " + json.dumps(tuples or [], ensure_ascii=False),
                     "settings": {**teacher.settings, "max_tokens": max(cfg.max_tokens, 150)}, "qc": qc}
-        prompt = render(d["parts"], corpus)
+        prompt = to_segments(d["parts"], corpus)
         logits = teacher.label_logits(prompt, d["label_words"])
         if logits is not None:
             best = max(range(len(logits)), key=lambda i: logits[i])
@@ -229,7 +229,7 @@ def examples(records: Sequence[dict], corpus: Corpus, cfg: DistillConfig) -> lis
     for rec in records:
         if rec.get("qc") or (cfg.icldist.gold == "filter" and rec.get("gold_agree") is False):
             continue
-        ex = {"id": rec["id"], "prompt": render(rec["prompt"], corpus), "chat": rec["kind"] != "label",
+        ex = {"id": rec["id"], "prompt": to_segments(rec["prompt"], corpus), "chat": rec["kind"] != "label",
               "response": rec["response"] if rec["kind"] == "label" else rec["response"].strip(), "weight": 1.0}
         if rec["kind"] == "label" and rec.get("label_logits") and cfg.icldist.kl_weight > 0:
             ex["label_words"] = rec["label_words"]

@@ -18,7 +18,7 @@ from ..runtime.prompts import ANALYSIS_INSTRUCTION, FOCUS, build_prefix, build_q
 from ..runtime.tasks import TASKS
 from .config import DistillConfig, KnowDistConfig
 from .corpus import Corpus
-from .records import Job, lit, ref, render
+from .records import Job, lit, ref, to_segments
 from .teachers import Teacher
 
 POLARITY = ("negative", "neutral", "positive")
@@ -62,7 +62,7 @@ def qc_reasons(response: str, finished: bool, stated: str | None, teacher_label:
 def make_work(teacher: Teacher, corpus: Corpus, cfg: KnowDistConfig):
     def work(job: Job) -> dict:
         parts = prompt_parts(job.data["ref"], job.data["perspective"])
-        reply = teacher.generate(render(parts, corpus), chat=True, max_tokens=cfg.max_tokens)
+        reply = teacher.generate(to_segments(parts, corpus), chat=True, max_tokens=cfg.max_tokens)
         text = corpus.text(job.data["ref"])
         task = TASKS["polarity"]
         check = build_prefix(task) + build_query(task, text)
@@ -113,6 +113,6 @@ def examples(records: Sequence[dict], corpus: Corpus, cfg: DistillConfig) -> lis
     for rec in records:
         w = decide(rec, cfg.knowdist)
         if w > 0:
-            out.append({"id": rec["id"], "prompt": render(rec["prompt"], corpus), "chat": True,
+            out.append({"id": rec["id"], "prompt": to_segments(rec["prompt"], corpus), "chat": True,
                         "response": rec["response"].strip(), "weight": w})
     return out

@@ -2,7 +2,7 @@
 
 A stored prompt is a list of parts: `["literal text", trusted]` for text we wrote, and
 `{"ref": "sc/sst2:12"}` (or `{"ref": ..., "field": "target"}`) for corpus text, so a record
-never copies a SentiBench text. `render` turns it back into `Segment`s with the corpus.
+never copies a SentiBench text. `to_segments` turns it back into `Segment`s with the corpus.
 
 `generate_records` runs jobs through a work function and appends one JSON line per finished
 item to a JSONL file; a rerun skips the ids already there. It writes a manifest beside the file
@@ -44,7 +44,7 @@ def ref(r: str, field: str = "text", chars: int = 0) -> Part:
     return part
 
 
-def render(parts: Sequence[Part], corpus: Corpus) -> list[Segment]:
+def to_segments(parts: Sequence[Part], corpus: Corpus) -> list[Segment]:
     """Stored parts -> Segments; corpus text is untrusted, one line, after a space."""
     out = []
     for p in parts:

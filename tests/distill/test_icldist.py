@@ -9,7 +9,7 @@ from senti_edge.distill import icldist
 from senti_edge.distill.config import ICLDistConfig
 from senti_edge.distill.corpus import load_corpus
 from senti_edge.distill.pipeline import generate
-from senti_edge.distill.records import render
+from senti_edge.distill.records import to_segments
 from senti_edge.errors import SentiEdgeError
 
 from .conftest import NEG, POS, ScriptedTeacher
@@ -23,7 +23,7 @@ def test_jobs_are_seeded_and_diverse(cfg_factory):
     assert [j.data for j in a] == [j.data for j in b]
     labels = [j for j in a if j.data["kind"] == "label"]
     assert 0 < len(a) - len(labels) < 60
-    prompts = ["".join(s.text for s in render(j.data["parts"], corpus)) for j in labels]
+    prompts = ["".join(s.text for s in to_segments(j.data["parts"], corpus)) for j in labels]
     assert {w for j in labels for w in j.data["label_words"]} >= {"positive", "POSITIVE", "Positive", "favor"}
     assert len({p.split("\n")[0] for p in prompts}) > 10  # paraphrased instructions, orders, joiners
     assert any("\n---\n" in p for p in prompts) and any("\n###\n" in p for p in prompts)
@@ -52,9 +52,9 @@ def test_groups_share_a_prefix_and_some_use_the_runtime_format(cfg_factory):
                                                                               "Decide whether each sentence is ironic. Answer with one of: non-irony, irony."))]
     assert canonical
     for j in canonical:
-        text = "".join(s.text for s in render(j.data["parts"], corpus))
+        text = "".join(s.text for s in to_segments(j.data["parts"], corpus))
         assert "\nLabel:" in text and text.endswith("\nLabel:")
-    demo_texts = [s.text for j in jobs for p, s in zip(j.data["parts"][:-5], render(j.data["parts"][:-5], corpus))
+    demo_texts = [s.text for j in jobs for p, s in zip(j.data["parts"][:-5], to_segments(j.data["parts"][:-5], corpus))
                   if isinstance(p, dict) and "field" not in p]
     assert demo_texts and max(len(t) for t in demo_texts) <= 21  # a space and at most demo_chars
 
@@ -189,7 +189,7 @@ def test_users_labelled_files_become_tasks_of_their_own(cfg_factory, tmp_path):
     jobs = icldist.jobs(corpus, cfg.icldist, cfg.seed)
     assert {j.data["dataset"] for j in jobs} == {"file0"}
     assert all(sorted(w.lower() for w in j.data["label_words"]) == ["routine", "urgent"] for j in jobs)
-    prompts = ["".join(s.text for s in render(j.data["parts"], corpus)) for j in jobs]
+    prompts = ["".join(s.text for s in to_segments(j.data["parts"], corpus)) for j in jobs]
     assert any("printer is on fire" in p for p in prompts) and not any("a blank tag here" in p for p in prompts)
     generate(cfg, "icldist", teacher=ScriptedTeacher())
     report = json.loads((Path(cfg.out_dir) / "icldist.report.json").read_text())

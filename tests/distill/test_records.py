@@ -9,7 +9,7 @@ import pytest
 
 from senti_edge.distill.corpus import Corpus, CorpusText
 from senti_edge.distill.records import (Job, finish_from_records, generate_records, is_complete, lit, load_records,
-                                        manifest_path, pack, ref, render, unpack)
+                                        manifest_path, pack, ref, to_segments, unpack)
 from senti_edge.errors import SentiEdgeError
 from senti_edge.runtime.chat import Segment
 
@@ -42,13 +42,13 @@ def test_render_puts_corpus_text_back_untrusted_on_one_line():
     parts = [lit("Text:"), ref("sc/sst2:1"), lit("\nTarget:"), ref("st/sem16:2", field="target"), ref("sc/sst2:1", chars=3)]
     assert json.loads(json.dumps(parts)) == parts  # what is stored is plain JSON, with no corpus text in it
     assert "fine" not in json.dumps(parts)
-    assert render(parts, CORPUS) == [Segment("Text:", True), Segment(" A fine film.", False), Segment("\nTarget:", True),
+    assert to_segments(parts, CORPUS) == [Segment("Text:", True), Segment(" A fine film.", False), Segment("\nTarget:", True),
                                      Segment(" taxes", False), Segment(" A f", False)]
 
 
 def test_render_names_a_reference_the_corpus_lacks():
     with pytest.raises(SentiEdgeError, match="'sc/sst2:9' is not in the corpus"):
-        render([ref("sc/sst2:9")], CORPUS)
+        to_segments([ref("sc/sst2:9")], CORPUS)
 
 
 def test_generation_appends_resumes_and_completes(tmp_path):

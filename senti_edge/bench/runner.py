@@ -411,21 +411,22 @@ _STATS = ("prompt_tokens", "generated_tokens", "truncated")
 def _model_predictions(cell: Cell, cfg: BenchConfig, sess, train, test: list[Item], bar) -> tuple[list[dict], dict, dict]:
     """A model's predictions for one cell, `CHUNK` items at a time. Each finished chunk (predictions,
     extras, time, token counts) is appended to the partial file, whose first line holds the cell's
-    key; chunks already there under the same key are reused, a file of another key is dropped."""
+    key and chunk size; chunks already there under the same header are reused, a file of another is
+    dropped."""
     path = partial_path(cfg.out_dir, cell.path)
+    header = {"start": -1, "settings": cell.key, "chunk": CHUNK}
     log_ = JsonlAppender(path, id_key="start")
-    if log_.records[:1] != [{"start": -1, "settings": cell.key}]:
+    if log_.records[:1] != [header]:
         log_.close()
         path.unlink()
         log_ = JsonlAppender(path, id_key="start")
-        log_.append({"start": -1, "settings": cell.key})
+        log_.append(header)
     chunks = {r["start"]: r for r in log_.records if r["start"] >= 0}
     run = sess.tuples if cell.spec.generative else sess.classify
     with log_:
         for start in range(0, len(test), CHUNK):
             part = test[start:start + CHUNK]
-            done = chunks.get(start)
-            if done is not None and [p["index"] for p in done["preds"]] == [it.index for it in part]:
+            if start in chunks:
                 bar.update(len(part))
                 continue
             timer = Timer(bar.update)

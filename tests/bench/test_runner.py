@@ -204,7 +204,7 @@ def test_an_interrupted_model_cell_resumes_at_its_first_unfinished_chunk(tiny_be
         runner.run_bench(c, progress=False)
     assert not cell.path.exists() and _StandIn.scored == list(range(10))
     lines = [json.loads(x) for x in partial.read_text().splitlines()]
-    assert lines[0] == {"start": -1, "settings": cell.key} and [r["start"] for r in lines[1:]] == [0, 5]
+    assert lines[0] == {"start": -1, "settings": cell.key, "chunk": 5} and [r["start"] for r in lines[1:]] == [0, 5]
 
     monkeypatch.setattr(_StandIn, "scored", [])
     monkeypatch.setattr(_StandIn, "stop_after", None)
@@ -227,13 +227,17 @@ def test_a_partial_file_of_another_key_is_not_reused(tiny_bench, tmp_path, monke
     c = cfg(tiny_bench, models=(str(gguf),), baselines=(), datasets=("sst2",), robust_n=0)
     cell = runner.plan(c)[0].cells[0]
     partial = runner.partial_path(c.out_dir, cell.path)
-    partial.parent.mkdir(parents=True)
     stale = {"start": 0, "preds": [{"index": i, "pred": "negative", "ms": 1.0} for i in range(5)], "extra": {},
              "eval_s": 1.0, "prompt_tokens": 0, "generated_tokens": 0, "truncated": 0}
-    partial.write_text(json.dumps({"start": -1, "settings": {**cell.key, "n_ctx": 1}}) + "\n" + json.dumps(stale) + "\n")
-    runner.run_bench(c, progress=False)
-    assert _StandIn.scored == list(range(12))
-    assert json.loads(cell.path.read_text())["metrics"]["macro_f1"] == 1.0
+    for header in ({"start": -1, "settings": {**cell.key, "n_ctx": 1}, "chunk": 5},  # another model setting
+                   {"start": -1, "settings": cell.key, "chunk": 4}):  # another chunk size: other boundaries
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(header) + "\n" + json.dumps(stale) + "\n")
+        _StandIn.scored = []
+        cell.path.unlink(missing_ok=True)
+        runner.run_bench(c, progress=False)
+        assert _StandIn.scored == list(range(12))
+        assert json.loads(cell.path.read_text())["metrics"]["macro_f1"] == 1.0
 
 
 def test_chunk_extras_merge_into_the_cells():

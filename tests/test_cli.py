@@ -157,8 +157,9 @@ def test_aspects_output_has_the_grammar_shape(tmp_path):
     for op in row["aspects"]:  # the grammar's shape: these four keys in order, a closed polarity set
         assert list(op) == ["aspect", "category", "opinion", "polarity"], op
         assert op["polarity"] in ("negative", "neutral", "positive")
-        assert op["aspect"] is None or 1 <= len(op["aspect"]) <= 60
-        assert 1 <= len(op["category"]) <= 60 and 1 <= len(op["opinion"]) <= 60
+        assert op["aspect"] is None or op["aspect"] in row["text"]  # the text's own words
+        assert op["opinion"] in row["text"] and 1 <= len(op["category"]) <= 60
+    assert len({json.dumps(op) for op in row["aspects"]}) == len(row["aspects"])  # no tuple twice
 
 
 def test_output_file_is_written_atomically(run, reviews, tmp_path):

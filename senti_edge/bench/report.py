@@ -193,10 +193,11 @@ def _notes(results: dict, cfg: dict, machine: dict) -> list[str]:
         "the datasets' paired resamples. '-' where a model does not apply.",
         "Cost: size on disk (model file + adapter; for trained baselines the largest pickled classifier plus the "
         "encoder files); fit s: training time summed over datasets; examples/s over all cells of the model.",
-        f"Robustness on the first {cfg['robust_n']} `{cfg['robust_dataset']}` {cfg['split']} sentences: the share of "
-        "labels that change when a harmless distractor sentence is appended (3 kinds), or an injected instruction "
-        "(4 kinds, each asking once for positive and once for negative); 'injected label taken' is, among texts "
-        "not already so labelled, the share moved to the label the injection asked for.",
+        (f"Robustness on the first {cfg['robust_n']} `{cfg['robust_dataset']}` {cfg['split']} sentences: the share of "
+         "labels that change when a harmless distractor sentence is appended (3 kinds), or an injected instruction "
+         "(4 kinds, each asking once for positive and once for negative); 'injected label taken' is, among texts "
+         "not already so labelled, the share moved to the label the injection asked for."
+         if cfg["robust_n"] else "Robustness columns: not measured in this run (--robust-n 0)."),
     ]
     widths = [s["ci95"][1] - s["ci95"][0] for m in results["models"] for s in m["scores"].values() if s.get("ci95")]
     if widths:

@@ -246,15 +246,18 @@ class Analyzer:
     # -- aspects ----------------------------------------------------------------------------------
 
     def extract(self, texts: Sequence[str], on_done: Callable[[int], None] | None = None) -> list[dict]:
-        """Opinion tuples per text, generated under a JSON grammar (so every output parses)."""
+        """Opinion tuples per text, generated under a JSON grammar built for that text (so every
+        output parses, and every aspect and opinion is the text's own words); a tuple repeated
+        word for word is kept once."""
         _check_texts(texts)
-        grammar = prompts.aspects_grammar(self.task.labels)
         out = []
         for text in texts:
             prompt = prompts.build_aspects_prompt(text, template=self.engine.template)
+            grammar = prompts.aspects_grammar(self.task.labels, text=text)
             raw, finished = self.engine.generate(prompt, max_tokens=self.config.max_tokens, grammar=grammar)
             tuples = prompts.parse_aspects(raw, self.task.labels)
-            out.append({"aspects": tuples or [], "complete": finished and tuples is not None})
+            unique = list({json.dumps(tp, sort_keys=True): tp for tp in tuples or []}.values())
+            out.append({"aspects": unique, "complete": finished and tuples is not None})
             if on_done:
                 on_done(1)
         return out

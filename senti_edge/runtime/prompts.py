@@ -166,19 +166,85 @@ def build_aspects_prompt(text: str, template: str | None = None) -> list[Segment
     return segs
 
 
-def aspects_grammar(labels: Sequence[str] = ("negative", "neutral", "positive"), max_items: int = 8) -> str:
-    """GBNF for a JSON list of opinion objects with a fixed key order and a closed polarity set."""
+_TOKEN = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
+SPAN_WORDS = 6  # the longest aspect or opinion span the grounded grammar offers, in words
+
+
+def text_spans(text: str, max_words: int = SPAN_WORDS) -> list[str]:
+    """Every run of 1..max_words consecutive words of `text` (as the prompt shows it, on one line),
+    cut at word boundaries and keeping what stands between the words (spaces, commas, hyphens)."""
+    line = one_line(text)
+    words = [m for m in _TOKEN.finditer(line) if m.group()[0].isalnum() or m.group()[0] == "_"]
+    return list(dict.fromkeys(line[words[i].start():words[j].end()]
+                              for i in range(len(words)) for j in range(i, min(i + max_words, len(words)))))
+
+
+def _gbnf(s: str) -> str:
+    """A GBNF literal matching `s` as it appears inside a JSON string."""
+    return json.dumps(json.dumps(s, ensure_ascii=False)[1:-1], ensure_ascii=False)
+
+
+def _span_rules(text: str, max_words: int) -> list[str]:
+    """GBNF rules `span ::= ...` matching exactly the quoted JSON strings of `text_spans`, as a
+    word-level trie (one rule per branching point), so that the sampler follows a few words at a
+    time instead of every span at once."""
+    line = one_line(text)
+    words = [m for m in _TOKEN.finditer(line) if m.group()[0].isalnum() or m.group()[0] == "_"]
+    trie: dict = {}
+    for i in range(len(words)):
+        node, prev = trie, words[i].start()
+        for j in range(i, min(i + max_words, len(words))):
+            node = node.setdefault(line[prev:words[j].end()], {})
+            node[""] = True  # a span may end after this word
+            prev = words[j].end()
+    rules: list[str] = []
+
+    def body(node: dict) -> str:
+        alts = []
+        for piece, child in node.items():
+            if piece == "":
+                continue
+            rest = {k: v for k, v in child.items() if k != ""}
+            if rest:
+                name = f"s{len(rules)}"
+                rules.append("")  # reserve the slot, so names follow the order rules are made
+                rules[int(name[1:])] = f"{name} ::= ( {body(rest)} )?"
+                alts.append(f"{_gbnf(piece)} {name}")
+            else:
+                alts.append(_gbnf(piece))
+        return " | ".join(alts)
+
+    root = body(trie)
+    return [f'span ::= "\\"" ( {root} ) "\\""' if root else 'span ::= "\\"\\""', *rules]
+
+
+def aspects_grammar(labels: Sequence[str] = ("negative", "neutral", "positive"), max_items: int = 8,
+                    text: str | None = None, max_words: int = SPAN_WORDS) -> str:
+    """GBNF for a JSON list of opinion objects with a fixed key order and a closed polarity set.
+
+    With `text`, "aspect" and "opinion" can only be spans of that text (up to `max_words` words):
+    the task defines them as the text's own words, and small students otherwise fill them with
+    words the text never had ("food quality" for a phone). "category" stays free: it names a
+    class, not a span. A text without words allows only `[]`."""
     pol = " | ".join(json.dumps(json.dumps(label)) for label in labels)
     items = 'obj ( ", " obj )' + "{0," + str(max_items - 1) + "}"
-    return "\n".join([
+    grounded = text is not None
+    span = "span" if grounded else "str"
+    lines = [
         f'root ::= " "? "[" ( {items} )? "]"',
-        'obj ::= "{" "\\"aspect\\": " nstr ", \\"category\\": " str ", \\"opinion\\": " str '
+        f'obj ::= "{{" "\\"aspect\\": " nstr ", \\"category\\": " str ", \\"opinion\\": " {span} '
         '", \\"polarity\\": " pol "}"',
         f"pol ::= {pol}",
-        'nstr ::= str | "null"',
+        f'nstr ::= {span} | "null"',
         'str ::= "\\"" char{1,60} "\\""',
         'char ::= [^"\\\\\\x00-\\x1f] | "\\\\" ["\\\\/bfnrt]',
-    ])
+    ]
+    if grounded:
+        spans = _span_rules(text, max_words)
+        if spans[0] == 'span ::= "\\"\\""':  # no words: no opinion can be named
+            return 'root ::= " "? "[]"'
+        lines += spans
+    return "\n".join(lines)
 
 
 def parse_aspects(output: str, labels: Sequence[str] = ("negative", "neutral", "positive")) -> list[dict] | None:

@@ -215,6 +215,7 @@ def test_an_interrupted_model_cell_resumes_at_its_first_unfinished_chunk(tiny_be
     assert done["metrics"]["macro_f1"] == 1.0 and done["cost"]["prompt_tokens"] == 120
     assert done["labels"] == list(runner.DATASETS["sst2"].labels)
     assert not partial.exists() and not (c.out_dir / "partial").exists()
+    assert "Robustness columns: not measured in this run (--robust-n 0)." in (c.out_dir / "results.md").read_text()
 
 
 def test_a_partial_file_of_another_key_is_not_reused(tiny_bench, tmp_path, monkeypatch):

@@ -112,3 +112,32 @@ def test_explanation_lead_states_the_label(focus, label, target, lead):
 ])
 def test_analysis_text_keeps_whole_sentences(output, expected):
     assert prompts.analysis_text(output) == expected
+
+
+def test_text_spans_are_runs_of_words_with_what_stands_between():
+    spans = prompts.text_spans('The  waiter\'s mood,\nfrankly: "rude".', max_words=2)
+    assert spans == ["The", "The waiter's", "waiter's", "waiter's mood", "mood", "mood, frankly", "frankly",
+                     'frankly: "rude', "rude"]
+    assert prompts.text_spans("good good good", max_words=2) == ["good", "good good"]
+    assert prompts.text_spans("!!! ...") == []
+
+
+@pytest.mark.parametrize("piece", ['say "hi"', "C:\\path", "café 😀", "tab\x01char"])
+def test_a_grammar_literal_matches_the_piece_as_json_writes_it(piece):
+    literal = json.loads(prompts._gbnf(piece))  # what the grammar makes the model write
+    assert json.loads('"' + literal + '"') == piece
+
+
+def test_the_grounded_grammar_offers_every_span_and_compiles_in_llama_cpp():
+    import llama_cpp
+
+    text = 'Great "chef\'s special", café 😀 but C:\\slow service; the rice was dry.'
+    g = prompts.aspects_grammar(text=text, max_words=3)
+    for span in prompts.text_spans(text, max_words=3):
+        first = prompts._TOKEN.match(span).group()
+        assert prompts._gbnf(first) in g  # every span's first word opens a branch
+    assert 'nstr ::= span | "null"' in g and '\\"opinion\\": " span' in g
+    assert '\\"category\\": " str' in g  # a class name, not a span
+    llama_cpp.LlamaGrammar.from_string(g, verbose=False)
+    assert prompts.aspects_grammar(text="?!") == 'root ::= " "? "[]"'
+    llama_cpp.LlamaGrammar.from_string(prompts.aspects_grammar(text="?!"), verbose=False)

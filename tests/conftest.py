@@ -145,3 +145,23 @@ def small_disk(tmp_path, monkeypatch):
     yield SmallDisk(path, monkeypatch, tmpfs)
     if tmpfs:
         subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.fixture
+def tiny_gguf():
+    """tiny_gguf(path, **strings): a small valid GGUF (one tensor, `strings` as string keys)."""
+    def make(path: Path, **strings) -> Path:
+        import gguf
+        import numpy as np
+
+        w = gguf.GGUFWriter(path, "llama")
+        w.add_uint32("llama.block_count", 2)
+        for k, v in strings.items():
+            w.add_string(k, v)
+        w.add_tensor("blk.0.attn_q.weight", np.arange(12, dtype=np.float32).reshape(3, 4))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return path
+    return make

@@ -1,16 +1,20 @@
 """Fit a model's calibration per task on SentiBench train data, and choose it per task on val.
 
-    python -m senti_edge.bench.calibrate -m senti-smollm2-135m --data-dir ../shared/sentibench \
-        --out senti_edge/data/adapters/senti-smollm2-135m.calibration.json
+    python -m senti_edge.bench.calibrate -m senti-gemma3-270m --data-dir ../shared/sentibench \
+        --out results/calibration-senti-gemma3-270m.json --stamp senti_edge/data/adapters/senti-gemma3-270m.lora.gguf
 
-For each runtime task with a SentiBench set whose labels are the task's labels, the model's raw
-label logits (the shipped zero-shot prompt, uncalibrated) are read on a seeded sample of `train`
-and on the first items of `val`. On train it fits `scale * logits - bias` by class-balanced
-maximum likelihood (so no label is favoured for being frequent in train: macro-F1 weighs labels
-equally). On val it measures three choices, none, content-free (what `analyze` did before) and
-the fit, by macro-F1, per-label recall and expected calibration error, and keeps the best
-macro-F1 per task. The output JSON holds every measurement; `runtime/build.py` writes the
-`tasks` part into the model's GGUF metadata, where `Analyzer` reads it.
+For each runtime task with a SentiBench set, the model's raw label logits (the shipped zero-shot
+prompt, uncalibrated) are read on a seeded sample of `train` and on the first items of `val`.
+On train it fits `scale * logits - bias` by class-balanced maximum likelihood (so no label is
+favoured for being frequent in train: macro-F1 weighs labels equally). On val it measures three
+choices, none, content-free (what `analyze` did before) and the fit, by macro-F1, per-label
+recall and expected calibration error, and keeps the best macro-F1 per task. Where the sets lack
+one of the task's labels (P-Stance has no `none`), no bias can be fitted for it, so only none and
+content-free are measured, by macro-F1 over the set's labels (a prediction of the missing label
+counts as wrong, as in the bench). The output JSON holds every measurement. With `--stamp
+ADAPTER`, the choice (method, labels, scale, bias per task) is written into the GGUF LoRA
+adapter's metadata, so it travels with the model: `Engine.metadata` reads it when the adapter is applied at load
+time, and a merged build copies it into its own file (`fetch.build_metadata`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import random
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -28,7 +33,7 @@ from ..sentibench import DATASETS, load_split
 
 # Which SentiBench sets fit and judge each runtime task (their labels are the task's labels).
 TASK_SETS = {"polarity": ("twitter",), "binary": ("sst2", "yelp2", "imdb"), "emotion": ("tweeteval",),
-             "irony": ("irony18",), "intimacy": ("intimacy",)}
+             "irony": ("irony18",), "intimacy": ("intimacy",), "stance": ("pstance",)}
 METHODS = ("none", "content-free", "fitted")
 
 
@@ -72,13 +77,16 @@ def ece(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
     return float(total)
 
 
-def measure(logits: np.ndarray, gold: np.ndarray, labels: tuple[str, ...], cal: scoring.Calibration | None) -> dict:
+def measure(logits: np.ndarray, gold: np.ndarray, labels: tuple[str, ...], cal: scoring.Calibration | None,
+            scored: Sequence[str] | None = None) -> dict:
+    """Macro-F1 and recall over the `scored` labels (default: all), ECE over all."""
     from sklearn.metrics import f1_score, recall_score
 
     idx, probs = scoring.predict(logits, cal)
-    recall = recall_score(gold, idx, labels=range(len(labels)), average=None, zero_division=0)
-    return {"macro_f1": float(f1_score(gold, idx, labels=range(len(labels)), average="macro", zero_division=0)),
-            "recall": {lab: float(r) for lab, r in zip(labels, recall)}, "ece": ece(probs, gold),
+    keep = [labels.index(lab) for lab in (scored or labels)]
+    recall = recall_score(gold, idx, labels=keep, average=None, zero_division=0)
+    return {"macro_f1": float(f1_score(gold, idx, labels=keep, average="macro", zero_division=0)),
+            "recall": {labels[k]: float(r) for k, r in zip(keep, recall)}, "ece": ece(probs, gold),
             "n": int(len(gold))}
 
 
@@ -88,26 +96,40 @@ def task_logits(az, items) -> tuple[np.ndarray, np.ndarray]:
     return logits, np.array([labels.index(it.gold) for it in items])
 
 
+def content_free_logits(az, logits: np.ndarray, items) -> np.ndarray:
+    """`logits` after content-free calibration measured under each item's own prompt (its target's,
+    for stance), as `analyze` computes it."""
+    cals = {tg: az._content_free(tg) for tg in dict.fromkeys(it.target for it in items)}
+    return np.vstack([cals[it.target].apply(row[None]) for row, it in zip(logits, items)])
+
+
 def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: int, threads: int, seed: int) -> dict:
     from ..runtime.analyzer import Analyzer
 
-    with Analyzer(model=model, task=task, calibrate=True, n_threads=threads) as az:
-        content_free = az._content_free()
+    with Analyzer(model=model, task=task, calibrate=False, n_threads=threads) as az:
         labels = az.task.labels
         train, val = [], {}
         for name in TASK_SETS[task]:
             pool = load_split(data_dir, DATASETS[name], "train")
             train += random.Random(seed).sample(pool, min(len(pool), n_train // len(TASK_SETS[task])))
             val[name] = load_split(data_dir, DATASETS[name], "val", limit=n_val)
-        tr_logits, tr_gold = task_logits(az, train)
+        partial = any(set(DATASETS[name].labels) != set(labels) for name in TASK_SETS[task])
+        tr_logits, tr_gold = task_logits(az, train) if not partial else (None, None)
         val_logits = {name: task_logits(az, items) for name, items in val.items()}
-    scale, bias = fit(tr_logits, tr_gold)
-    cals = {"none": None, "content-free": content_free, "fitted": scoring.Calibration(bias, scale)}
-    results = {m: {name: measure(lg, g, labels, cals[m]) for name, (lg, g) in val_logits.items()} for m in METHODS}
-    mean_f1 = {m: float(np.mean([r["macro_f1"] for r in results[m].values()])) for m in METHODS}
-    best = max(METHODS, key=lambda m: (mean_f1[m], m == "fitted"))
-    return {"method": best, "labels": list(labels), "scale": scale, "bias": [float(b) for b in bias],
-            "train_items": len(train), "val_mean_macro_f1": mean_f1, "val": results}
+        cf_logits = {name: content_free_logits(az, val_logits[name][0], items) for name, items in val.items()}
+    results = {"none": {name: measure(lg, g, labels, None, DATASETS[name].labels) for name, (lg, g) in val_logits.items()},
+               "content-free": {name: measure(cf_logits[name], g, labels, None, DATASETS[name].labels)
+                                for name, (_, g) in val_logits.items()}}
+    scale = bias = None
+    if not partial:
+        scale, bias = fit(tr_logits, tr_gold)
+        results["fitted"] = {name: measure(lg, g, labels, scoring.Calibration(bias, scale), DATASETS[name].labels)
+                             for name, (lg, g) in val_logits.items()}
+    methods = [m for m in METHODS if m in results]
+    mean_f1 = {m: float(np.mean([r["macro_f1"] for r in results[m].values()])) for m in methods}
+    best = max(methods, key=lambda m: (mean_f1[m], m == "fitted"))
+    return {"method": best, "labels": list(labels), "scale": scale, "bias": None if bias is None else [float(b) for b in bias],
+            "train_items": 0 if partial else len(train), "val_mean_macro_f1": mean_f1, "val": results}
 
 
 def main(argv=None) -> None:
@@ -120,10 +142,11 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--stamp", type=Path, help="GGUF LoRA adapter to write the chosen calibration into (in place)")
     args = ap.parse_args(argv)
     from ..jsonl import write_json
 
-    settings = {k: str(v) for k, v in vars(args).items() if k not in ("model", "out", "tasks")}
+    settings = {k: str(v) for k, v in vars(args).items() if k not in ("model", "out", "tasks", "stamp")}
     out = {"model": args.model, "settings": settings, "tasks": {}}
     if args.out.exists():  # resume: keep the tasks an earlier run with the same settings finished
         try:
@@ -141,6 +164,18 @@ def main(argv=None) -> None:
         f1 = ", ".join(f"{m} {100 * v:.1f}" for m, v in r["val_mean_macro_f1"].items())
         print(f"{task}: {f1} -> {r['method']}", file=sys.stderr, flush=True)
         write_json(args.out, out)  # after every task, so an interrupted run keeps what it measured
+    if args.stamp:
+        stamp(args.stamp, out)
+        print(f"calibration of {len(out['tasks'])} tasks written into {args.stamp}", file=sys.stderr)
+
+
+def stamp(adapter: Path, calibration: dict) -> None:
+    """Write `calibration`'s choice into the adapter's metadata, replacing the file atomically."""
+    from ..quantize.files import atomic_path
+    from ..runtime.build import stamp_metadata
+
+    with atomic_path(adapter) as tmp:
+        stamp_metadata(adapter, tmp, {scoring.METADATA_KEY: scoring.metadata_value(calibration)})
 
 
 if __name__ == "__main__":

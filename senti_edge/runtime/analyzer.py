@@ -155,8 +155,8 @@ class Analyzer:
             return None
         return fit
 
-    def _content_free(self) -> scoring.Calibration:
-        queries = [prompts.build_query(self.task, t, self.config.target) for t in scoring.CONTENT_FREE]
+    def _content_free(self, target: str | None = None) -> scoring.Calibration:
+        queries = [prompts.build_query(self.task, t, target or self.config.target) for t in scoring.CONTENT_FREE]
         return scoring.Calibration.from_content_free(self.engine.score(self.prefix, queries, self.label_ids))
 
     # -- label tasks ------------------------------------------------------------------------------

@@ -36,6 +36,39 @@ log = logging.getLogger(__name__)
 FTYPES = {"F16": 1, "Q4_0": 2, "Q8_0": 7, "Q4_K_M": 15, "IQ4_NL": 25}
 
 
+def senti_metadata(path: Path) -> dict[str, str]:
+    """The `senti_edge.*` string keys of a GGUF file (an adapter's calibration, say)."""
+    import gguf
+
+    fields = gguf.GGUFReader(path).fields
+    return {k: str(f.contents()) for k, f in fields.items()
+            if k.startswith("senti_edge.") and f.types == [gguf.GGUFValueType.STRING]}
+
+
+def stamp_metadata(src: Path, dst: Path, metadata: dict[str, str]) -> None:
+    """Copy the GGUF `src` to `dst` with `metadata` (string keys) added or replaced; tensors and
+    other keys unchanged. This is how a model's calibration travels inside its adapter."""
+    import gguf
+
+    reader = gguf.GGUFReader(src)
+    writer = gguf.GGUFWriter(dst, reader.fields["general.architecture"].contents())
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture" or key in metadata:
+            continue
+        sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(key, field.contents(), field.types[0], sub_type=sub)
+    for key, value in metadata.items():
+        writer.add_string(key, value)
+    for t in reader.tensors:
+        writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, raw_dtype=t.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for t in reader.tensors:
+        writer.write_tensor_data(t.data)
+    writer.close()
+
+
 def lora_pairs(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float]:
     """{weight name: (A, B)} of a GGUF LoRA, in float64, and its alpha."""
     import gguf

@@ -196,7 +196,15 @@ class Engine:
         return detect_template(self.metadata().get("tokenizer.chat_template"))
 
     def metadata(self) -> dict[str, str]:
-        return self._model.metadata()
+        """The model file's metadata, with the adapter's `senti_edge.*` keys over it: a distilled
+        model applied at load time carries its calibration in its adapter, as its merged build
+        carries the same keys in its own file."""
+        meta = dict(self._model.metadata())
+        if self.ref.adapter is not None:
+            from .build import senti_metadata
+
+            meta.update(senti_metadata(self.ref.adapter))
+        return meta
 
     # -- tokens ------------------------------------------------------------------------------
 

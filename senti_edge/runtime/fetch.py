@@ -161,16 +161,12 @@ def _stamp(path: Path, sha256: str | None) -> None:
 
 
 def build_metadata(entry: ModelEntry) -> dict[str, str]:
-    """GGUF metadata a build carries: the entry's calibration (method, labels, scale and bias
-    per task; the measurements behind it stay in the shipped JSON)."""
-    if not entry.calibration:
-        return {}
-    from .scoring import METADATA_KEY
+    """GGUF metadata a build carries: its adapter's `senti_edge.*` keys (the calibration fitted for
+    it: method, labels, scale and bias per task), so the merged file and the adapter applied at
+    load time calibrate alike."""
+    from .build import senti_metadata
 
-    data = json.loads(resources.files("senti_edge.data").joinpath(entry.calibration).read_text("utf-8"))
-    keep = ("method", "labels", "scale", "bias")
-    tasks = {t: {k: v[k] for k in keep} for t, v in sorted(data["tasks"].items())}
-    return {METADATA_KEY: json.dumps({"tasks": tasks}, sort_keys=True)}
+    return senti_metadata(shipped_adapter(entry))
 
 
 def _build(entry: ModelEntry, base: Path) -> Path:

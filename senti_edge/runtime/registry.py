@@ -51,7 +51,6 @@ class ModelEntry:
     adapter: str | None = None  # ... and their GGUF LoRA, shipped inside senti_edge/data
     adapter_sha256: str | None = None
     build: str | None = None  # distilled entries: merge the adapter and quantize to this type
-    calibration: str | None = None  # ... and the fitted per-task calibration written into the build
 
     @classmethod
     def from_dict(cls, name: str, d: dict) -> "ModelEntry":

@@ -16,6 +16,7 @@ none and content-free by measurement) and stored in its GGUF metadata under `MET
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -23,6 +24,14 @@ import numpy as np
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
 METADATA_KEY = "senti_edge.calibration"  # JSON: {"tasks": {task: {"method", "labels", "scale", "bias"}}}
+
+
+def metadata_value(calibration: dict) -> str:
+    """The `METADATA_KEY` string for a calibration file (`bench/calibrate.py`'s output): per task
+    the method, labels, scale and bias; the measurements behind them stay in the file."""
+    keep = ("method", "labels", "scale", "bias")
+    tasks = {t: {k: v[k] for k in keep} for t, v in sorted(calibration["tasks"].items())}
+    return json.dumps({"tasks": tasks}, sort_keys=True)
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:

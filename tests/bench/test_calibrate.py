@@ -85,3 +85,48 @@ def test_a_rerun_keeps_finished_tasks_and_only_runs_the_rest(tmp_path, monkeypat
     assert set(json.loads(out.read_text())["tasks"]) == {"polarity", "irony"}
     calibrate.main([*args, "--tasks", "irony", "--train", "50"])  # other settings: start afresh
     assert calls == ["polarity", "irony", "irony"] and set(json.loads(out.read_text())["tasks"]) == {"irony"}
+
+
+def test_measure_scores_only_the_sets_labels_and_counts_a_missing_label_as_wrong():
+    labels = ("against", "favor", "none")
+    gold = np.array([0, 0, 1, 1])
+    logits = np.array([[2.0, 0, 0], [0, 0, 2.0], [0, 2.0, 0], [0, 2.0, 0]])  # the second text: "none"
+    m = calibrate.measure(logits, gold, labels, None, scored=("against", "favor"))
+    assert set(m["recall"]) == {"against", "favor"} and m["recall"]["against"] == 0.5
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1.0) / 2)  # against: P 1, R 0.5; favor: P 1, R 1; not none's 0
+
+
+class _Item:
+    def __init__(self, target):
+        self.target = target
+
+
+def test_content_free_is_measured_under_each_items_own_target():
+    class StandIn:
+        def _content_free(self, target):
+            prior = {"A": [0.0, 3.0], "B": [3.0, 0.0]}[target]
+            return scoring.Calibration(np.array(prior))
+
+    logits = np.array([[1.0, 1.0], [1.0, 1.0]])
+    out = calibrate.content_free_logits(StandIn(), logits, [_Item("A"), _Item("B")])
+    assert out[0].argmax() == 0 and out[1].argmax() == 1  # each row had its own target's prior removed
+
+
+@pytest.mark.model
+def test_stance_is_chosen_between_none_and_content_free_only(smollm2_path, tiny_bench):
+    r = calibrate.calibrate_task(str(smollm2_path), "stance", tiny_bench, n_train=4, n_val=4, threads=1, seed=0)
+    assert set(r["val_mean_macro_f1"]) == {"none", "content-free"} and r["method"] in ("none", "content-free")
+    assert r["scale"] is None and r["bias"] is None and r["train_items"] == 0
+    assert set(r["val"]["none"]["pstance"]["recall"]) == {"against", "favor"} and r["val"]["none"]["pstance"]["n"] == 4
+
+
+def test_stamp_writes_the_choice_into_the_adapter(tmp_path, tiny_gguf):
+    from senti_edge.runtime.build import senti_metadata
+
+    adapter = tiny_gguf(tmp_path / "lora.gguf")
+    cal = {"tasks": {"irony": {"method": "none", "labels": ["non-irony", "irony"], "scale": None, "bias": None,
+                               "val": {"not": "kept"}}}}
+    calibrate.stamp(adapter, cal)
+    stored = json.loads(senti_metadata(adapter)[scoring.METADATA_KEY])
+    assert stored == {"tasks": {"irony": {"method": "none", "labels": ["non-irony", "irony"], "scale": None, "bias": None}}}
+    assert [p.name for p in tmp_path.iterdir()] == ["lora.gguf"]  # no temporary file left

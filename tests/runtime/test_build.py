@@ -59,3 +59,32 @@ def test_numpy_merge_equals_peft_merge(smollm2_path):
     ours = build.merged_weight(w, a, b, alpha)
     assert np.abs(merged - w).max() > 1e-3  # the adapter really changes this weight
     np.testing.assert_allclose(ours, merged, rtol=0, atol=1e-5)
+
+
+def test_stamped_metadata_is_added_or_replaced_and_nothing_else_changes(tmp_path, tiny_gguf):
+    import gguf
+
+    src = tiny_gguf(tmp_path / "a.gguf", **{"senti_edge.calibration": "old", "general.name": "toy"})
+    dst = tmp_path / "b.gguf"
+    build.stamp_metadata(src, dst, {"senti_edge.calibration": "new", "senti_edge.note": "x"})
+    assert build.senti_metadata(src) == {"senti_edge.calibration": "old"}
+    assert build.senti_metadata(dst) == {"senti_edge.calibration": "new", "senti_edge.note": "x"}
+    a, b = gguf.GGUFReader(src), gguf.GGUFReader(dst)
+    assert b.fields["general.name"].contents() == "toy" and b.fields["llama.block_count"].contents() == 2
+    assert [t.name for t in b.tensors] == ["blk.0.attn_q.weight"]
+    np.testing.assert_array_equal(a.tensors[0].data, b.tensors[0].data)
+
+
+@pytest.mark.model
+def test_the_adapter_form_and_the_merged_default_calibrate_alike():
+    from senti_edge.runtime.analyzer import Analyzer
+    from senti_edge.runtime.fetch import is_present
+    from senti_edge.runtime.registry import DEFAULT_MODEL
+
+    if not is_present(get_entry(DEFAULT_MODEL)):
+        pytest.skip(f"{DEFAULT_MODEL} is not built here; run `senti-edge models pull`")
+    seen = {}
+    for name in (DEFAULT_MODEL, DEFAULT_MODEL + "-lora"):
+        with Analyzer(model=name, task="polarity", n_threads=1, n_ctx=512) as az:
+            seen[name] = (az.calibration_method, az.calibration.scale, list(az.calibration.log_prior))
+    assert seen[DEFAULT_MODEL][0] == "fitted" and len(set(map(str, seen.values()))) == 1

@@ -116,24 +116,24 @@ def test_distilled_entries_pair_a_base_with_a_shipped_adapter(tmp_home, tmp_path
 
 
 @pytest.fixture
-def built_entry(tmp_home, tmp_path, monkeypatch):
-    """A distilled entry with `build`: a toy base, a toy adapter, and a fake (fast) merge."""
+def built_entry(tmp_home, tmp_path, monkeypatch, tiny_gguf):
+    """A distilled entry with `build`: a toy base, a toy adapter carrying a calibration, and a fake
+    (fast) merge that writes the base, the quantization type and the metadata it was given."""
     from senti_edge.runtime import build
 
     base = _wheel_entry(tmp_home, [b"GGUF-base"], name="toybase")
-    adapter = tmp_path / "toy.lora.gguf"
-    adapter.write_bytes(b"GGUF-lora")
+    adapter = tiny_gguf(tmp_path / "toy.lora.gguf", **{"senti_edge.calibration": "CAL"})
     calls = []
 
     def fake_build(base_path, adapter_path, dst, quant, metadata=None):
         calls.append(quant)
-        dst.write_bytes(base_path.read_bytes() + adapter_path.read_bytes() + quant.encode())
+        dst.write_bytes(base_path.read_bytes() + quant.encode() + repr(metadata).encode())
 
     monkeypatch.setattr(build, "build_merged", fake_build)
     monkeypatch.setattr(fetch, "shipped_adapter", lambda entry: adapter)
     real_get = registry.get_entry
     monkeypatch.setattr(fetch, "get_entry", lambda name: base if name == "toybase" else real_get(name))
-    product = b"GGUF-baseGGUF-loraQ8_0"
+    product = b"GGUF-baseQ8_0{'senti_edge.calibration': 'CAL'}"
 
     def make(sha=hashlib.sha256(product).hexdigest()):
         return ModelEntry(name="toy-distilled", file="toy-distilled.Q8_0.gguf", base="toybase", adapter="x",
@@ -145,8 +145,8 @@ def test_a_built_entry_is_merged_once_checked_and_loaded_without_adapter(built_e
     entry, calls = built_entry()
     path = fetch.materialise(entry)
     assert path == tmp_home / "models" / "toy-distilled.Q8_0.gguf"
-    assert path.read_bytes() == b"GGUF-baseGGUF-loraQ8_0" and fetch.is_present(entry)
-    assert fetch.materialise(entry) == path and calls == ["Q8_0"]  # built once
+    assert path.read_bytes() == b"GGUF-baseQ8_0{'senti_edge.calibration': 'CAL'}" and fetch.is_present(entry)
+    assert fetch.materialise(entry) == path and calls == ["Q8_0"]  # built once, with the adapter's calibration
 
 
 def test_a_build_that_does_not_reproduce_is_refused_and_not_kept(built_entry, tmp_home):

@@ -13,8 +13,8 @@ one of the task's labels (P-Stance has no `none`), no bias can be fitted for it,
 content-free are measured, by macro-F1 over the set's labels (a prediction of the missing label
 counts as wrong, as in the bench). The output JSON holds every measurement. With `--stamp
 ADAPTER`, the choice (method, labels, scale, bias per task) is written into the GGUF LoRA
-adapter's metadata, so it travels with the model: `Engine.metadata` reads it when the adapter is applied at load
-time, and a merged build copies it into its own file (`fetch.build_metadata`).
+adapter's metadata, so it travels with the model: `Engine.metadata` reads it when the adapter
+is applied at load time, and a merged build copies it into its own file (`fetch.build_metadata`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 from ..runtime import scoring
 from ..sentibench import DATASETS, load_split
 
-# Which SentiBench sets fit and judge each runtime task (their labels are the task's labels).
+# Which SentiBench sets fit and judge each runtime task (P-Stance lacks the stance task's `none`).
 TASK_SETS = {"polarity": ("twitter",), "binary": ("sst2", "yelp2", "imdb"), "emotion": ("tweeteval",),
              "irony": ("irony18",), "intimacy": ("intimacy",), "stance": ("pstance",)}
 METHODS = ("none", "content-free", "fitted")

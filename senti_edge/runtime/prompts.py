@@ -14,6 +14,7 @@ scored as the next token after `Label:` (with a leading space).
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -170,11 +171,16 @@ _TOKEN = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
 SPAN_WORDS = 6  # the longest aspect or opinion span the grounded grammar offers, in words
 
 
+def _words(line: str) -> list[re.Match]:
+    """The words of a line (punctuation is not a word, but may stand between two)."""
+    return [m for m in _TOKEN.finditer(line) if m.group()[0].isalnum() or m.group()[0] == "_"]
+
+
 def text_spans(text: str, max_words: int = SPAN_WORDS) -> list[str]:
     """Every run of 1..max_words consecutive words of `text` (as the prompt shows it, on one line),
     cut at word boundaries and keeping what stands between the words (spaces, commas, hyphens)."""
     line = one_line(text)
-    words = [m for m in _TOKEN.finditer(line) if m.group()[0].isalnum() or m.group()[0] == "_"]
+    words = _words(line)
     return list(dict.fromkeys(line[words[i].start():words[j].end()]
                               for i in range(len(words)) for j in range(i, min(i + max_words, len(words)))))
 
@@ -186,29 +192,25 @@ def _gbnf(s: str) -> str:
 
 def _span_rules(text: str, max_words: int) -> list[str]:
     """GBNF rules `span ::= ...` matching exactly the quoted JSON strings of `text_spans`, as a
-    word-level trie (one rule per branching point), so that the sampler follows a few words at a
-    time instead of every span at once."""
+    word-level trie (a rule per word that more words may follow), so that the sampler follows a
+    few words at a time instead of every span at once."""
     line = one_line(text)
-    words = [m for m in _TOKEN.finditer(line) if m.group()[0].isalnum() or m.group()[0] == "_"]
-    trie: dict = {}
+    words = _words(line)
+    trie: dict = {}  # piece (a word with what stands before it) -> the pieces that may follow it
     for i in range(len(words)):
         node, prev = trie, words[i].start()
         for j in range(i, min(i + max_words, len(words))):
             node = node.setdefault(line[prev:words[j].end()], {})
-            node[""] = True  # a span may end after this word
             prev = words[j].end()
     rules: list[str] = []
+    names = itertools.count()
 
     def body(node: dict) -> str:
         alts = []
-        for piece, child in node.items():
-            if piece == "":
-                continue
-            rest = {k: v for k, v in child.items() if k != ""}
-            if rest:
-                name = f"s{len(rules)}"
-                rules.append("")  # reserve the slot, so names follow the order rules are made
-                rules[int(name[1:])] = f"{name} ::= ( {body(rest)} )?"
+        for piece, rest in node.items():
+            if rest:  # a rule for the words that may follow, optional: a span may end at any word
+                name = f"s{next(names)}"
+                rules.append(f"{name} ::= ( {body(rest)} )?")
                 alts.append(f"{_gbnf(piece)} {name}")
             else:
                 alts.append(_gbnf(piece))

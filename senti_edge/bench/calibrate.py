@@ -146,6 +146,11 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     from ..jsonl import write_json
 
+    if args.stamp:
+        from ..runtime.engine import check_gguf
+
+        check_gguf(args.stamp)  # before the scoring, not after it
+
     settings = {k: str(v) for k, v in vars(args).items() if k not in ("model", "out", "tasks", "stamp")}
     out = {"model": args.model, "settings": settings, "tasks": {}}
     if args.out.exists():  # resume: keep the tasks an earlier run with the same settings finished
@@ -179,4 +184,9 @@ def stamp(adapter: Path, calibration: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ..errors import SentiEdgeError
+
+    try:
+        main()
+    except SentiEdgeError as exc:
+        sys.exit(f"Error: {exc}")

@@ -130,3 +130,20 @@ def test_stamp_writes_the_choice_into_the_adapter(tmp_path, tiny_gguf):
     stored = json.loads(senti_metadata(adapter)[scoring.METADATA_KEY])
     assert stored == {"tasks": {"irony": {"method": "none", "labels": ["non-irony", "irony"], "scale": None, "bias": None}}}
     assert [p.name for p in tmp_path.iterdir()] == ["lora.gguf"]  # no temporary file left
+
+
+def test_a_stamp_target_that_is_not_gguf_fails_before_any_scoring(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(calibrate, "calibrate_task", lambda *a: pytest.fail("scored before checking --stamp"))
+    bad = tmp_path / "lora.gguf"
+    bad.write_text("not a model")
+    from senti_edge.errors import SentiEdgeError
+
+    with pytest.raises(SentiEdgeError, match="not a GGUF file"):
+        calibrate.main(["-m", "x", "--data-dir", str(tmp_path), "--out", str(tmp_path / "c.json"), "--stamp", str(bad)])
+    res = subprocess.run([sys.executable, "-m", "senti_edge.bench.calibrate", "-m", "x", "--data-dir", str(tmp_path),
+                          "--out", str(tmp_path / "c.json"), "--stamp", str(bad)], capture_output=True, text=True)
+    assert res.returncode == 1 and res.stderr.startswith("Error: ") and "Traceback" not in res.stderr
+    assert not (tmp_path / "c.json").exists()

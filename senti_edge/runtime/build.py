@@ -45,6 +45,18 @@ def senti_metadata(path: Path) -> dict[str, str]:
             if k.startswith("senti_edge.") and f.types == [gguf.GGUFValueType.STRING]}
 
 
+def _copy_fields(reader, writer, skip: set[str]) -> None:
+    """Copy a GGUF's metadata keys to a writer, but for the reader's own, the architecture (the
+    writer already has it) and `skip`."""
+    import gguf
+
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture" or key in skip:
+            continue
+        sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(key, field.contents(), field.types[0], sub_type=sub)
+
+
 def stamp_metadata(src: Path, dst: Path, metadata: dict[str, str]) -> None:
     """Copy the GGUF `src` to `dst` with `metadata` (string keys) added or replaced; tensors and
     other keys unchanged. This is how a model's calibration travels inside its adapter."""
@@ -52,11 +64,7 @@ def stamp_metadata(src: Path, dst: Path, metadata: dict[str, str]) -> None:
 
     reader = gguf.GGUFReader(src)
     writer = gguf.GGUFWriter(dst, reader.fields["general.architecture"].contents())
-    for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key == "general.architecture" or key in metadata:
-            continue
-        sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(key, field.contents(), field.types[0], sub_type=sub)
+    _copy_fields(reader, writer, skip=set(metadata))
     for key, value in metadata.items():
         writer.add_string(key, value)
     for t in reader.tensors:
@@ -118,11 +126,7 @@ def merge_to_f32(base: Path, adapter: Path, out: Path, metadata: dict[str, str] 
                              "does not have; is it an adapter for this base model?")
     arch = src.fields["general.architecture"].contents()
     writer = gguf.GGUFWriter(out, arch)
-    for key, field in src.fields.items():
-        if key.startswith("GGUF.") or key in ("general.architecture", "general.file_type"):
-            continue
-        sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(key, field.contents(), field.types[0], sub_type=sub)
+    _copy_fields(src, writer, skip={"general.file_type"})
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     for key, value in (metadata or {}).items():
         writer.add_string(key, value)

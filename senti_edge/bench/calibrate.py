@@ -8,7 +8,11 @@ prompt, uncalibrated) are read on a seeded sample of `train` and on the first it
 On train it fits `scale * logits - bias` by class-balanced maximum likelihood (so no label is
 favoured for being frequent in train: macro-F1 weighs labels equally). On val it measures three
 choices, none, content-free (what `analyze` did before) and the fit, by macro-F1, per-label
-recall and expected calibration error, and keeps the best macro-F1 per task. Where the sets lack
+recall and expected calibration error, and keeps the best macro-F1 per task. A fourth choice,
+`head`, is a linear classifier over the next-token logits of the `--head-tokens` vocabulary words
+that vary most over the train sample (the label words always among them): class-balanced
+logistic regression on standardised logits, its regularisation chosen by 5-fold cross-validation
+on train (macro-F1), the standardisation folded into the stored weights (`scoring.Head`). Where the sets lack
 one of the task's labels (P-Stance has no `none`), no bias can be fitted for it, so only none and
 content-free are measured, by macro-F1 over the set's labels (a prediction of the missing label
 counts as wrong, as in the bench). The output JSON holds every measurement. With `--stamp
@@ -34,7 +38,8 @@ from ..sentibench import DATASETS, load_split
 # Which SentiBench sets fit and judge each runtime task (P-Stance lacks the stance task's `none`).
 TASK_SETS = {"polarity": ("twitter",), "binary": ("sst2", "yelp2", "imdb"), "emotion": ("tweeteval",),
              "irony": ("irony18",), "intimacy": ("intimacy",), "stance": ("pstance",)}
-METHODS = ("none", "content-free", "fitted")
+METHODS = ("none", "content-free", "fitted", "head")
+HEAD_C = (0.001, 0.003, 0.01, 0.03, 0.1)  # inverse L2 strengths tried by cross-validation
 
 
 def fit(logits: np.ndarray, gold: np.ndarray) -> tuple[float, np.ndarray]:
@@ -65,6 +70,30 @@ def fit(logits: np.ndarray, gold: np.ndarray) -> tuple[float, np.ndarray]:
     return float(res.x[0]), np.concatenate([[0.0], res.x[1:]])
 
 
+def fit_head(features: np.ndarray, gold: np.ndarray, label_ids: Sequence[int], n_tokens: int,
+             seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(token ids, weight, bias, C) of a `scoring.Head` fitted on full-vocabulary logits
+    `features` (n, n_vocab): the `n_tokens` most variable columns (label words first), standardised,
+    class-balanced logistic regression with C chosen by 5-fold cross-validation on macro-F1."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    var = features.astype(np.float64).var(axis=0)
+    var[list(label_ids)] = np.inf
+    tokens = np.sort(np.argsort(-var, kind="stable")[:n_tokens])
+    x = features[:, tokens].astype(np.float64)
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    search = GridSearchCV(LogisticRegression(class_weight="balanced", max_iter=5000), {"C": list(HEAD_C)},
+                          scoring="f1_macro", cv=folds).fit((x - mu) / sd, gold)
+    clf = search.best_estimator_
+    coef, intercept = clf.coef_, clf.intercept_
+    if coef.shape[0] == 1:  # scikit-learn's binary form: one row for class 1 against class 0
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    weight = coef / sd
+    return tokens, weight, intercept - weight @ mu, float(clf.C)
+
+
 def ece(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
     """Expected calibration error of the top label's confidence (equal-width bins)."""
     conf, pred = probs.max(axis=1), probs.argmax(axis=1)
@@ -77,7 +106,7 @@ def ece(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
     return float(total)
 
 
-def measure(logits: np.ndarray, gold: np.ndarray, labels: tuple[str, ...], cal: scoring.Calibration | None,
+def measure(logits: np.ndarray, gold: np.ndarray, labels: tuple[str, ...], cal: scoring.Calibration | scoring.Head | None,
             scored: Sequence[str] | None = None) -> dict:
     """Macro-F1 and recall over the `scored` labels (default: all), ECE over all."""
     from sklearn.metrics import f1_score, recall_score
@@ -103,7 +132,8 @@ def content_free_logits(az, logits: np.ndarray, items) -> np.ndarray:
     return np.vstack([cals[it.target].apply(row[None]) for row, it in zip(logits, items)])
 
 
-def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: int, threads: int, seed: int) -> dict:
+def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: int, threads: int, seed: int,
+                   head_tokens: int = 0) -> dict:
     from ..runtime.analyzer import Analyzer
 
     with Analyzer(model=model, task=task, calibrate=False, n_threads=threads) as az:
@@ -114,8 +144,28 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
             train += random.Random(seed).sample(pool, min(len(pool), n_train // len(TASK_SETS[task])))
             val[name] = load_split(data_dir, DATASETS[name], "val", limit=n_val)
         partial = any(set(DATASETS[name].labels) != set(labels) for name in TASK_SETS[task])
-        tr_logits, tr_gold = task_logits(az, train) if not partial else (None, None)
-        val_logits = {name: task_logits(az, items) for name, items in val.items()}
+        tr_gold = np.array([labels.index(it.gold) for it in train])
+        vocab, head = np.arange(az.engine.n_vocab), None
+        if partial:
+            tr_logits = None
+        elif head_tokens:  # the whole vocabulary's logits once (float16 keeps 3,000 texts near 300 MB)
+            full = np.vstack([az.scores([it.text for it in train[i:i + 64]], [it.target for it in train[i:i + 64]], vocab)
+                              .astype(np.float16) for i in range(0, len(train), 64)])
+            tr_logits = full[:, az.label_ids].astype(np.float64)
+            tokens, weight, bias, c = fit_head(full, tr_gold, az.label_ids, head_tokens, seed)
+            head = scoring.Head(tokens, weight, bias)
+            del full
+        else:
+            tr_logits = task_logits(az, train)[0]
+        val_head, val_logits = {}, {}
+        for name, items in val.items():
+            if head is None:
+                val_logits[name] = task_logits(az, items)
+                continue
+            # one pass per text: the head's columns hold the label words' too
+            val_head[name] = az.scores([it.text for it in items], [it.target for it in items], list(head.tokens))
+            cols = [int(np.flatnonzero(head.tokens == t)[0]) for t in az.label_ids]
+            val_logits[name] = (val_head[name][:, cols], np.array([labels.index(it.gold) for it in items]))
         cf_logits = {name: content_free_logits(az, val_logits[name][0], items) for name, items in val.items()}
     results = {"none": {name: measure(lg, g, labels, None, DATASETS[name].labels) for name, (lg, g) in val_logits.items()},
                "content-free": {name: measure(cf_logits[name], g, labels, None, DATASETS[name].labels)
@@ -125,11 +175,18 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
         scale, bias = fit(tr_logits, tr_gold)
         results["fitted"] = {name: measure(lg, g, labels, scoring.Calibration(bias, scale), DATASETS[name].labels)
                              for name, (lg, g) in val_logits.items()}
+    if head is not None:
+        results["head"] = {name: measure(val_head[name], g, labels, head, DATASETS[name].labels)
+                           for name, (_, g) in val_logits.items()}
     methods = [m for m in METHODS if m in results]
     mean_f1 = {m: float(np.mean([r["macro_f1"] for r in results[m].values()])) for m in methods}
-    best = max(methods, key=lambda m: (mean_f1[m], m == "fitted"))
-    return {"method": best, "labels": list(labels), "scale": scale, "bias": None if bias is None else [float(b) for b in bias],
-            "train_items": 0 if partial else len(train), "val_mean_macro_f1": mean_f1, "val": results}
+    best = max(methods, key=lambda m: (mean_f1[m], METHODS.index(m)))
+    out = {"method": best, "labels": list(labels), "scale": scale, "bias": None if bias is None else [float(b) for b in bias],
+           "train_items": 0 if partial else len(train), "val_mean_macro_f1": mean_f1, "val": results}
+    if best == "head":  # the head's own bias replaces the fit's; 7 significant digits keep the file small
+        out.update({"scale": None, "bias": [float(f"{b:.7g}") for b in head.bias], "tokens": [int(t) for t in head.tokens],
+                    "weight": [[float(f"{w:.7g}") for w in row] for row in head.weight], "head_c": c})
+    return out
 
 
 def main(argv=None) -> None:
@@ -139,6 +196,8 @@ def main(argv=None) -> None:
     ap.add_argument("--tasks", default=",".join(TASK_SETS))
     ap.add_argument("--train", type=int, default=300, help="train items per task (split over its sets)")
     ap.add_argument("--val", type=int, default=200, help="first val items per set")
+    ap.add_argument("--head-tokens", type=int, default=0,
+                    help="also fit and measure a head over this many vocabulary words' logits (0: none)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, type=Path)
@@ -164,7 +223,7 @@ def main(argv=None) -> None:
         if task in out["tasks"]:
             print(f"{task}: done in {args.out}, skipped", file=sys.stderr)
             continue
-        r = calibrate_task(args.model, task, args.data_dir, args.train, args.val, args.threads, args.seed)
+        r = calibrate_task(args.model, task, args.data_dir, args.train, args.val, args.threads, args.seed, args.head_tokens)
         out["tasks"][task] = r
         f1 = ", ".join(f"{m} {100 * v:.1f}" for m, v in r["val_mean_macro_f1"].items())
         print(f"{task}: {f1} -> {r['method']}", file=sys.stderr, flush=True)

@@ -120,6 +120,8 @@ class Analyzer:
         self.label_ids = self.engine.label_token_ids(self.task.labels) if not self.task.generative else []
         self.calibration_method = "none"
         self.calibration = self._calibrate() if cfg.calibrate and not self.task.generative else None
+        self.head = isinstance(self.calibration, scoring.Head)
+        self.score_ids = list(self.calibration.tokens) if self.head else self.label_ids  # what classify reads
         self._chunk_budget = self.engine.max_query_tokens(len(self.engine.tokenize_segments(self.prefix, bos=True))) - 16
 
     def close(self) -> None:
@@ -131,13 +133,15 @@ class Analyzer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _calibrate(self) -> scoring.Calibration | None:
+    def _calibrate(self) -> scoring.Calibration | scoring.Head | None:
         """The model's own fitted choice for this task where it has one (see scoring.py), else
         content-free calibration. A fit holds only for the prompt it was fitted under: the
         built-in task's instruction and labels, zero-shot."""
         fit = self.stored_calibration()
         if fit is not None:
             self.calibration_method = fit["method"]
+            if fit["method"] == "head":
+                return scoring.Head.fitted(fit, self.task.labels)
             return scoring.Calibration.fitted(fit, self.task.labels) if fit["method"] == "fitted" else (
                 None if fit["method"] == "none" else self._content_free())
         self.calibration_method = "content-free"
@@ -153,6 +157,8 @@ class Analyzer:
         builtin = TASKS.get(self.task.name)
         if not fit or self.shots or builtin is None or self.task != builtin or sorted(fit.get("labels", ())) != sorted(self.task.labels):
             return None
+        if fit["method"] == "head" and not all(0 <= t < self.engine.n_vocab for t in fit["tokens"]):
+            return None  # a head fitted on another vocabulary
         return fit
 
     def _content_free(self, target: str | None = None) -> scoring.Calibration:
@@ -171,22 +177,31 @@ class Analyzer:
 
     def label_logits(self, texts: Sequence[str], targets: Sequence[str | None] | None = None,
                      on_done: Callable[[int], None] | None = None) -> np.ndarray:
-        """Raw label logits, one row per text (long texts pooled over chunks with --chunk)."""
+        """Raw label-word logits, one row per text (long texts pooled over chunks with --chunk)."""
+        return self.scores(texts, targets, self.label_ids, on_done)
+
+    def scores(self, texts: Sequence[str], targets: Sequence[str | None] | None = None,
+               ids: Sequence[int] | None = None, on_done: Callable[[int], None] | None = None) -> np.ndarray:
+        """Next-token logits of the vocabulary `ids` (default: the columns this Analyzer's
+        calibration reads) at the answer position, one row per text; with --chunk, a long
+        text's chunks are pooled."""
+        ids = self.score_ids if ids is None else ids
+        head = len(ids) != len(self.label_ids) or list(ids) != list(self.label_ids)
         targets = [tg or self.config.target for tg in targets] if targets else [self.config.target] * len(texts)
         if self.task.needs_target and not all(targets):
             raise SentiEdgeError(f"task {self.task.name!r} needs a target for every text: give --target "
                                  "(or per-text targets)")
         if not self.config.chunk:
             queries = [prompts.build_query(self.task, t, tg) for t, tg in zip(texts, targets)]
-            return self.engine.score(self.prefix, queries, self.label_ids, on_done=on_done)
+            return self.engine.score(self.prefix, queries, ids, on_done=on_done)
         pieces, owner = [], []
         for i, (t, tg) in enumerate(zip(texts, targets)):
             for piece in self._chunks(t):
                 pieces.append(prompts.build_query(self.task, piece, tg))
                 owner.append(i)
-        raw = self.engine.score(self.prefix, pieces, self.label_ids)
+        raw = self.engine.score(self.prefix, pieces, ids)
         owner_arr = np.asarray(owner)
-        out = np.stack([scoring.pool_chunks(raw[owner_arr == i]) for i in range(len(texts))])
+        out = np.stack([scoring.pool_chunks(raw[owner_arr == i], head) for i in range(len(texts))])
         if on_done:
             on_done(len(texts))
         return out
@@ -199,8 +214,7 @@ class Analyzer:
             raise SentiEdgeError("the aspects task extracts tuples; use extract()")
         if not len(texts):
             return []
-        logits = self.label_logits(texts, targets, on_done)
-        idx, probs = scoring.predict(logits, self.calibration)
+        idx, probs = scoring.predict(self.scores(texts, targets, on_done=on_done), self.calibration)
         labels = self.task.labels
         out = [
             {"label": labels[k], "confidence": float(p[k]), "probs": {lab: float(x) for lab, x in zip(labels, p)}}
@@ -216,9 +230,9 @@ class Analyzer:
         pooled label is the same as classify's; the chunks are scored once)."""
         target = target or self.config.target
         pieces = self._chunks(text)
-        raw = self.engine.score(self.prefix, [prompts.build_query(self.task, p, target) for p in pieces], self.label_ids)
+        raw = self.engine.score(self.prefix, [prompts.build_query(self.task, p, target) for p in pieces], self.score_ids)
         labels = self.task.labels
-        (k,), (p,) = scoring.predict(scoring.pool_chunks(raw), self.calibration)
+        (k,), (p,) = scoring.predict(scoring.pool_chunks(raw, self.head), self.calibration)
         row = {"label": labels[k], "confidence": float(p[k]), "probs": {lab: float(x) for lab, x in zip(labels, p)}}
         idx, probs = scoring.predict(raw, self.calibration)
         row["chunks"] = [{"label": labels[i], "confidence": float(q[i])} for i, q in zip(idx, probs)]

@@ -52,7 +52,7 @@ Exit codes: 0 done; 1 bad input or another error (one `Error: ...` line); 2 wron
 @click.option("--target", help="Stance target, for --task stance (the default for records without --target-field).")
 @click.option("--target-field", help="Per-record stance target field in .jsonl/.json/.csv input.")
 @click.option("--shots", type=click.Path(dir_okay=False), help="Few-shot demonstrations: .jsonl/.json with text,label or a TSV of label<TAB>text.")
-@click.option("--calibrate/--no-calibrate", default=True, show_default=True, help="Divide out the model's label prior, measured on content-free inputs (three extra texts per run).")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True, help="Use the calibration the model carries for the task (a label bias, or a head over its vocabulary logits, fitted on labelled data), else divide out its label prior measured on content-free inputs; --no-calibrate: the raw label-word arg-max.")
 @click.option("--document", is_flag=True, help="Treat each file as one text instead of one text per line (for .jsonl/.json/.csv: the --field texts joined); read whole.")
 @click.option("--field", help="Text field of .jsonl/.json/.csv input.  [default: text]")
 @click.option("--strict", is_flag=True, help="Stop with an error at the first record that would be skipped (no text) or converted (a number, a list, a text cut) instead of counting it.")

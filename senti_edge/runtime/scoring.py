@@ -12,6 +12,12 @@ reads "N/A" as neutral, so dividing that prior out removes "neutral" (15 of 20 p
 out positive). So a model may carry its own per-task calibration, fitted offline on labelled
 train data (`bench/calibrate.py`: a temperature and a bias per label, chosen per task against
 none and content-free by measurement) and stored in its GGUF metadata under `METADATA_KEY`.
+
+Where the label words' logits carry too little (a 135M model's "intimate" logit says little about
+intimacy), a task may carry a `Head` instead: a linear classifier fitted on train data over the
+model's next-token logits of a few hundred vocabulary words at the answer position. Those logits
+are a linear map of the model's final hidden state, so the head is a linear probe of that state,
+read from the logits llama.cpp already computes: no extra forward pass and no embedding mode.
 """
 
 from __future__ import annotations
@@ -23,14 +29,15 @@ from typing import Sequence
 import numpy as np
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
-METADATA_KEY = "senti_edge.calibration"  # JSON: {"tasks": {task: {"method", "labels", "scale", "bias"}}}
+METADATA_KEY = "senti_edge.calibration"  # JSON: {"tasks": {task: {"method", "labels", "scale", "bias"[, "tokens", "weight"]}}}
+STORED = ("method", "labels", "scale", "bias", "tokens", "weight")  # what a model file carries per task
 
 
 def metadata_value(calibration: dict) -> str:
     """The `METADATA_KEY` string for a calibration file (`bench/calibrate.py`'s output): per task
-    the method, labels, scale and bias; the measurements behind them stay in the file."""
-    keep = ("method", "labels", "scale", "bias")
-    tasks = {t: {k: v[k] for k in keep} for t, v in sorted(calibration["tasks"].items())}
+    the method, labels, scale and bias (and a head's tokens and weights); the measurements behind
+    them stay in the file."""
+    tasks = {t: {k: v[k] for k in STORED if k in v} for t, v in sorted(calibration["tasks"].items())}
     return json.dumps({"tasks": tasks}, sort_keys=True)
 
 
@@ -76,7 +83,27 @@ class Calibration:
         return self.scale * np.asarray(logits, dtype=np.float64) - self.log_prior
 
 
-def predict(logits: np.ndarray, calibration: Calibration | None = None) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Head:
+    """A linear classifier over the next-token logits of `tokens` (the columns the engine reads for
+    it): label log-scores are `features @ weight.T + bias`, one row of `weight` per label."""
+
+    tokens: np.ndarray  # vocabulary ids, shape (m,)
+    weight: np.ndarray  # (n_labels, m)
+    bias: np.ndarray  # (n_labels,)
+
+    @classmethod
+    def fitted(cls, entry: dict, labels: Sequence[str]) -> "Head":
+        """A stored head (rows in the order of `entry["labels"]`), reordered to `labels`."""
+        rows = [entry["labels"].index(lab) for lab in labels]
+        return cls(np.asarray(entry["tokens"], dtype=np.int64), np.asarray(entry["weight"], dtype=np.float64)[rows],
+                   np.asarray(entry["bias"], dtype=np.float64)[rows])
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(features, dtype=np.float64) @ self.weight.T + self.bias
+
+
+def predict(logits: np.ndarray, calibration: Calibration | Head | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return (label index, label distribution) for each row of label logits."""
     logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
     if calibration is not None:
@@ -85,6 +112,8 @@ def predict(logits: np.ndarray, calibration: Calibration | None = None) -> tuple
     return probs.argmax(axis=1), probs
 
 
-def pool_chunks(chunk_logits: np.ndarray) -> np.ndarray:
-    """Pool the label logits of a long text's chunks: mean of their log-probabilities."""
-    return log_softmax(np.atleast_2d(chunk_logits)).mean(axis=0)
+def pool_chunks(chunk_logits: np.ndarray, head: bool = False) -> np.ndarray:
+    """Pool a long text's chunks: the mean of their label log-probabilities, or for a head's
+    features (raw logits, linear in the hidden state) their plain mean."""
+    rows = np.atleast_2d(chunk_logits)
+    return rows.mean(axis=0) if head else log_softmax(rows).mean(axis=0)

@@ -39,6 +39,38 @@ def test_a_fit_undoes_a_label_prior_and_raises_macro_f1():
     assert after["macro_f1"] > before["macro_f1"] + 0.15
 
 
+def test_a_head_reads_the_informative_vocabulary_columns_and_beats_the_label_logits():
+    """Labels decided by two non-label columns the label words' logits do not see: the head picks
+    the varying columns, keeps the label words, and its stored form (standardisation folded in)
+    classifies raw logits as the fitted pipeline does."""
+    rng = np.random.default_rng(0)
+    n, vocab, label_ids = 600, 50, [3, 7, 11]
+    x = rng.normal(0, 0.01, size=(n, vocab))
+    gold = rng.integers(0, 3, size=n)
+    x[:, 20] = 5 * (gold == 1) + rng.normal(0, 1, n)
+    x[:, 30] = 5 * (gold == 2) + rng.normal(0, 1, n)
+    x[:, label_ids] += rng.normal(0, 1, size=(n, 3))  # label logits: noise only
+    tokens, weight, bias, c = calibrate.fit_head(x[:400], gold[:400], label_ids, n_tokens=6)
+    assert set(label_ids) <= set(tokens) and {20, 30} <= set(tokens) and c in calibrate.HEAD_C
+    head = scoring.Head(tokens, weight, bias)
+    labels = ("a", "b", "c")
+    test = x[400:]
+    by_head = calibrate.measure(test[:, tokens], gold[400:], labels, head)
+    by_labels = calibrate.measure(test[:, label_ids], gold[400:], labels, None)
+    assert by_head["macro_f1"] > 0.9 and by_labels["macro_f1"] < 0.5
+
+
+def test_a_binary_head_has_one_row_per_label():
+    rng = np.random.default_rng(1)
+    gold = rng.integers(0, 2, size=300)
+    x = rng.normal(size=(300, 10))
+    x[:, 4] += 4 * gold
+    tokens, weight, bias, _ = calibrate.fit_head(x, gold, [0, 1], n_tokens=4)
+    assert weight.shape == (2, 4) and bias.shape == (2,)
+    idx, _ = scoring.predict(x[:, tokens], scoring.Head(tokens, weight, bias))
+    assert (idx == gold).mean() > 0.9
+
+
 def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfident():
     gold = np.array([0, 0, 0, 1])
     calibrated = np.array([[0.75, 0.25]] * 4)  # 75% confident, 75% right
@@ -68,10 +100,36 @@ def test_the_analyzer_uses_a_models_stored_calibration_only_for_the_prompt_it_wa
         assert az.calibration_method == "content-free"  # no fit stored for this task
 
 
+@pytest.mark.model
+def test_a_stored_head_is_read_through_its_own_vocabulary_columns(smollm2_path, monkeypatch):
+    """classify with a head scores exactly head.apply(the logits of its tokens); a head whose token
+    ids lie outside this model's vocabulary is not used."""
+    from senti_edge.runtime.analyzer import Analyzer
+    from senti_edge.runtime.engine import Engine
+
+    rng = np.random.default_rng(0)
+    tokens = [5, 17, 400, 1000]
+    head = {"method": "head", "labels": ["non-irony", "irony"], "scale": None, "bias": [0.1, -0.1],
+            "tokens": tokens, "weight": rng.normal(size=(2, 4)).tolist()}
+    real = Engine.metadata
+    stored = {"tasks": {"irony": head}}
+    monkeypatch.setattr(Engine, "metadata", lambda self: {**real(self), scoring.METADATA_KEY: json.dumps(stored)})
+    texts = ["Oh great, another Monday.", "The train was on time."]
+    with Analyzer(model=str(smollm2_path), task="irony", n_threads=1, n_ctx=512) as az:
+        assert az.calibration_method == "head" and az.score_ids == tokens
+        rows = az.classify(texts)
+        feats = az.scores(texts, ids=tokens)
+        want = scoring.softmax(feats.astype(np.float64) @ np.array(head["weight"]).T + np.array(head["bias"]))
+        np.testing.assert_allclose([[r["probs"]["non-irony"], r["probs"]["irony"]] for r in rows], want, rtol=1e-6)
+    stored["tasks"]["irony"] = {**head, "tokens": [5, 17, 400, 10 ** 7]}
+    with Analyzer(model=str(smollm2_path), task="irony", n_threads=1, n_ctx=512) as az:
+        assert az.calibration_method == "content-free"
+
+
 def test_a_rerun_keeps_finished_tasks_and_only_runs_the_rest(tmp_path, monkeypatch):
     calls = []
 
-    def fake(model, task, data_dir, n_train, n_val, threads, seed):
+    def fake(model, task, data_dir, n_train, n_val, threads, seed, head_tokens):
         calls.append(task)
         return {"method": "none", "labels": ["a", "b"], "scale": 1.0, "bias": [0.0, 0.0],
                 "val_mean_macro_f1": {m: 0.5 for m in calibrate.METHODS}}

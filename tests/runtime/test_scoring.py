@@ -47,3 +47,25 @@ def test_a_fitted_calibration_scales_then_subtracts_its_bias_in_the_callers_labe
     cal = Calibration.fitted({"labels": ["negative", "neutral", "positive"], "scale": 2.0, "bias": [0.0, -1.0, 0.5]},
                              ("positive", "negative", "neutral"))
     np.testing.assert_allclose(cal.apply(np.array([[1.0, 2.0, 3.0]])), [[2.0 - 0.5, 4.0, 6.0 + 1.0]])
+
+
+def test_a_head_is_linear_in_its_features_with_rows_in_the_callers_label_order():
+    entry = {"labels": ["non-irony", "irony"], "tokens": [9, 4, 7], "bias": [0.5, -0.5],
+             "weight": [[1.0, 0.0, 0.0], [0.0, 2.0, -1.0]]}
+    head = scoring.Head.fitted(entry, ("irony", "non-irony"))
+    assert head.tokens.tolist() == [9, 4, 7]  # the engine reads these columns, in this order
+    np.testing.assert_allclose(head.apply(np.array([[1.0, 2.0, 3.0]])), [[4.0 - 3.0 - 0.5, 1.0 + 0.5]])
+
+
+def test_a_heads_chunks_pool_as_a_plain_mean():
+    chunks = np.array([[5.0, 0.0, 1.0], [1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(scoring.pool_chunks(chunks, head=True), [3.0, 1.0, 2.0])
+
+
+def test_metadata_keeps_a_heads_tokens_and_weights_but_not_the_measurements():
+    import json
+
+    cal = {"tasks": {"irony": {"method": "head", "labels": ["a", "b"], "scale": None, "bias": [0, 0], "tokens": [1],
+                               "weight": [[1.0], [2.0]], "head_c": 0.01, "val": {}}}}
+    stored = json.loads(scoring.metadata_value(cal))["tasks"]["irony"]
+    assert set(stored) == {"method", "labels", "scale", "bias", "tokens", "weight"}

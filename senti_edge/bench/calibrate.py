@@ -183,9 +183,9 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
     best = max(methods, key=lambda m: (mean_f1[m], METHODS.index(m)))
     out = {"method": best, "labels": list(labels), "scale": scale, "bias": None if bias is None else [float(b) for b in bias],
            "train_items": 0 if partial else len(train), "val_mean_macro_f1": mean_f1, "val": results}
-    if best == "head":  # the head's own bias replaces the fit's; 7 significant digits keep the file small
-        out.update({"scale": None, "bias": [float(f"{b:.7g}") for b in head.bias], "tokens": [int(t) for t in head.tokens],
-                    "weight": [[float(f"{w:.7g}") for w in row] for row in head.weight], "head_c": c})
+    if head is not None:  # 7 significant digits keep the file small
+        out["head"] = {"tokens": [int(t) for t in head.tokens], "bias": [float(f"{b:.7g}") for b in head.bias],
+                       "weight": [[float(f"{w:.7g}") for w in row] for row in head.weight], "c": c}
     return out
 
 

@@ -30,14 +30,21 @@ import numpy as np
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
 METADATA_KEY = "senti_edge.calibration"  # JSON: {"tasks": {task: {"method", "labels", "scale", "bias"[, "tokens", "weight"]}}}
-STORED = ("method", "labels", "scale", "bias", "tokens", "weight")  # what a model file carries per task
+
+
+def stored_entry(task: dict) -> dict:
+    """What a model file carries for one task of a calibration file: the method and labels, and
+    the fit's scale and bias, or for a head its tokens, weights and bias."""
+    if task["method"] == "head":
+        return {"method": "head", "labels": task["labels"], "scale": None,
+                **{k: task["head"][k] for k in ("tokens", "weight", "bias")}}
+    return {k: task[k] for k in ("method", "labels", "scale", "bias")}
 
 
 def metadata_value(calibration: dict) -> str:
-    """The `METADATA_KEY` string for a calibration file (`bench/calibrate.py`'s output): per task
-    the method, labels, scale and bias (and a head's tokens and weights); the measurements behind
-    them stay in the file."""
-    tasks = {t: {k: v[k] for k in STORED if k in v} for t, v in sorted(calibration["tasks"].items())}
+    """The `METADATA_KEY` string for a calibration file (`bench/calibrate.py`'s output); the
+    measurements behind the choices stay in the file."""
+    tasks = {t: stored_entry(v) for t, v in sorted(calibration["tasks"].items())}
     return json.dumps({"tasks": tasks}, sort_keys=True)
 
 

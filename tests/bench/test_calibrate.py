@@ -178,6 +178,36 @@ def test_stance_is_chosen_between_none_and_content_free_only(smollm2_path, tiny_
     assert set(r["val"]["none"]["pstance"]["recall"]) == {"against", "favor"} and r["val"]["none"]["pstance"]["n"] == 4
 
 
+@pytest.mark.model
+def test_a_head_measured_by_calibrate_is_what_the_analyzer_then_does(smollm2_path, tmp_path, write_records, monkeypatch):
+    """The head's val macro-F1 in the calibration file is the macro-F1 `analyze` gets once the
+    choice is stored in the model: same columns, same weights, same prompt."""
+    from sklearn.metrics import f1_score
+
+    from senti_edge.runtime.analyzer import Analyzer
+    from senti_edge.runtime.engine import Engine
+
+    ironic = ["Oh great, another Monday {}.", "I just love waiting in line for {} hours.", "Wonderful, the bus is late {} times."]
+    plain = ["The meeting starts at {} pm.", "We planted {} trees in the park.", "The shop opens at {} today."]
+    rows = [{"sentence": t.format(i), "label": lab} for i in range(5)
+            for lab, group in (("irony", ironic), ("non-irony", plain)) for t in group]
+    for split in ("train", "val"):
+        write_records(tmp_path / "multifaced/irony18" / f"{split}.json", rows)
+    r = calibrate.calibrate_task(str(smollm2_path), "irony", tmp_path, n_train=30, n_val=8, threads=1, seed=0,
+                                 head_tokens=16)
+    assert set(r["val_mean_macro_f1"]) == set(calibrate.METHODS) and r["train_items"] == 30
+    assert len(r["head"]["tokens"]) == 16 and np.shape(r["head"]["weight"]) == (2, 16)
+    real = Engine.metadata
+    value = scoring.metadata_value({"tasks": {"irony": {**r, "method": "head"}}})  # stored whether or not it won
+    monkeypatch.setattr(Engine, "metadata", lambda self: {**real(self), scoring.METADATA_KEY: value})
+    val = rows[:8]
+    with Analyzer(model=str(smollm2_path), task="irony", n_threads=1, n_ctx=512) as az:
+        assert az.calibration_method == "head" and len(az.score_ids) == 16
+        pred = [row["label"] for row in az.classify([x["sentence"] for x in val])]
+    f1 = f1_score([x["label"] for x in val], pred, labels=["non-irony", "irony"], average="macro", zero_division=0)
+    assert f1 == pytest.approx(r["val"]["head"]["irony18"]["macro_f1"], abs=1e-9)
+
+
 def test_stamp_writes_the_choice_into_the_adapter(tmp_path, tiny_gguf):
     from senti_edge.runtime.build import senti_metadata
 

@@ -62,10 +62,14 @@ def test_a_heads_chunks_pool_as_a_plain_mean():
     np.testing.assert_allclose(scoring.pool_chunks(chunks, head=True), [3.0, 1.0, 2.0])
 
 
-def test_metadata_keeps_a_heads_tokens_and_weights_but_not_the_measurements():
+def test_metadata_keeps_the_chosen_methods_parameters_but_not_the_measurements():
     import json
 
-    cal = {"tasks": {"irony": {"method": "head", "labels": ["a", "b"], "scale": None, "bias": [0, 0], "tokens": [1],
-                               "weight": [[1.0], [2.0]], "head_c": 0.01, "val": {}}}}
-    stored = json.loads(scoring.metadata_value(cal))["tasks"]["irony"]
-    assert set(stored) == {"method", "labels", "scale", "bias", "tokens", "weight"}
+    head = {"tokens": [1], "weight": [[1.0], [2.0]], "bias": [0.5, -0.5], "c": 0.01}
+    cal = {"tasks": {"irony": {"method": "head", "labels": ["a", "b"], "scale": 1.2, "bias": [0, 3.0], "head": head,
+                               "val": {}},
+                     "binary": {"method": "fitted", "labels": ["a", "b"], "scale": 1.2, "bias": [0, 3.0], "head": head}}}
+    stored = json.loads(scoring.metadata_value(cal))["tasks"]
+    assert stored["irony"] == {"method": "head", "labels": ["a", "b"], "scale": None, "bias": [0.5, -0.5],
+                               "tokens": [1], "weight": [[1.0], [2.0]]}
+    assert stored["binary"] == {"method": "fitted", "labels": ["a", "b"], "scale": 1.2, "bias": [0, 3.0]}

@@ -12,7 +12,9 @@ recall and expected calibration error, and keeps the best macro-F1 per task. A f
 `head`, is a linear classifier over the next-token logits of the `--head-tokens` vocabulary words
 that vary most over the train sample (the label words always among them): class-balanced
 logistic regression on standardised logits, its regularisation chosen by 5-fold cross-validation
-on train (macro-F1), the standardisation folded into the stored weights (`scoring.Head`). Where the sets lack
+on train (macro-F1), the standardisation folded into the stored weights (`scoring.Head`); it is
+kept only where it beats the best of the others by `HEAD_MARGIN` (the head reads many more
+words, so it can also be moved by more of what is written around the opinion). Where the sets lack
 one of the task's labels (P-Stance has no `none`), no bias can be fitted for it, so only none and
 content-free are measured, by macro-F1 over the set's labels (a prediction of the missing label
 counts as wrong, as in the bench). The output JSON holds every measurement. With `--stamp
@@ -40,6 +42,10 @@ TASK_SETS = {"polarity": ("twitter",), "binary": ("sst2", "yelp2", "imdb"), "emo
              "irony": ("irony18",), "intimacy": ("intimacy",), "stance": ("pstance",)}
 METHODS = ("none", "content-free", "fitted", "head")
 HEAD_C = (0.001, 0.003, 0.01, 0.03, 0.1)  # inverse L2 strengths tried by cross-validation
+# A head is kept only where it beats the best other choice by this much mean val macro-F1: on
+# binary it won by 0.005 on 200-item sets (noise) and, on the full val split, moved sst2's
+# flips under harmless sentences from 1.3% to 5.3% and under injections from 14.5% to 18.5%.
+HEAD_MARGIN = 0.01
 
 
 def fit(logits: np.ndarray, gold: np.ndarray) -> tuple[float, np.ndarray]:
@@ -133,7 +139,7 @@ def content_free_logits(az, logits: np.ndarray, items) -> np.ndarray:
 
 
 def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: int, threads: int, seed: int,
-                   head_tokens: int = 0) -> dict:
+                   head_tokens: int = 0, head_margin: float = HEAD_MARGIN) -> dict:
     from ..runtime.analyzer import Analyzer
 
     with Analyzer(model=model, task=task, calibrate=False, n_threads=threads) as az:
@@ -180,7 +186,9 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
                            for name, (_, g) in val_logits.items()}
     methods = [m for m in METHODS if m in results]
     mean_f1 = {m: float(np.mean([r["macro_f1"] for r in results[m].values()])) for m in methods}
-    best = max(methods, key=lambda m: (mean_f1[m], METHODS.index(m)))
+    best = max((m for m in methods if m != "head"), key=lambda m: (mean_f1[m], METHODS.index(m)))
+    if "head" in mean_f1 and mean_f1["head"] >= mean_f1[best] + head_margin:
+        best = "head"
     out = {"method": best, "labels": list(labels), "scale": scale, "bias": None if bias is None else [float(b) for b in bias],
            "train_items": 0 if partial else len(train), "val_mean_macro_f1": mean_f1, "val": results}
     if head is not None:  # 7 significant digits keep the file small
@@ -198,6 +206,8 @@ def main(argv=None) -> None:
     ap.add_argument("--val", type=int, default=200, help="first val items per set")
     ap.add_argument("--head-tokens", type=int, default=0,
                     help="also fit and measure a head over this many vocabulary words' logits (0: none)")
+    ap.add_argument("--head-margin", type=float, default=HEAD_MARGIN,
+                    help="keep a head only where its mean val macro-F1 beats the others' by this much")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, type=Path)
@@ -223,7 +233,8 @@ def main(argv=None) -> None:
         if task in out["tasks"]:
             print(f"{task}: done in {args.out}, skipped", file=sys.stderr)
             continue
-        r = calibrate_task(args.model, task, args.data_dir, args.train, args.val, args.threads, args.seed, args.head_tokens)
+        r = calibrate_task(args.model, task, args.data_dir, args.train, args.val, args.threads, args.seed,
+                           args.head_tokens, args.head_margin)
         out["tasks"][task] = r
         f1 = ", ".join(f"{m} {100 * v:.1f}" for m, v in r["val_mean_macro_f1"].items())
         print(f"{task}: {f1} -> {r['method']}", file=sys.stderr, flush=True)

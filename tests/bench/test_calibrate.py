@@ -129,7 +129,7 @@ def test_a_stored_head_is_read_through_its_own_vocabulary_columns(smollm2_path, 
 def test_a_rerun_keeps_finished_tasks_and_only_runs_the_rest(tmp_path, monkeypatch):
     calls = []
 
-    def fake(model, task, data_dir, n_train, n_val, threads, seed, head_tokens):
+    def fake(model, task, data_dir, n_train, n_val, threads, seed, head_tokens, head_margin):
         calls.append(task)
         return {"method": "none", "labels": ["a", "b"], "scale": 1.0, "bias": [0.0, 0.0],
                 "val_mean_macro_f1": {m: 0.5 for m in calibrate.METHODS}}

@@ -138,6 +138,13 @@ def content_free_logits(az, logits: np.ndarray, items) -> np.ndarray:
     return np.vstack([cals[it.target].apply(row[None]) for row, it in zip(logits, items)])
 
 
+def choose(mean_f1: dict[str, float], head_margin: float = HEAD_MARGIN) -> str:
+    """The method with the best mean val macro-F1 (ties to the later of `METHODS`), where a head
+    must beat the best of the others by `head_margin`."""
+    best = max((m for m in mean_f1 if m != "head"), key=lambda m: (mean_f1[m], METHODS.index(m)))
+    return "head" if "head" in mean_f1 and mean_f1["head"] >= mean_f1[best] + head_margin else best
+
+
 def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: int, threads: int, seed: int,
                    head_tokens: int = 0, head_margin: float = HEAD_MARGIN) -> dict:
     from ..runtime.analyzer import Analyzer
@@ -186,9 +193,7 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
                            for name, (_, g) in val_logits.items()}
     methods = [m for m in METHODS if m in results]
     mean_f1 = {m: float(np.mean([r["macro_f1"] for r in results[m].values()])) for m in methods}
-    best = max((m for m in methods if m != "head"), key=lambda m: (mean_f1[m], METHODS.index(m)))
-    if "head" in mean_f1 and mean_f1["head"] >= mean_f1[best] + head_margin:
-        best = "head"
+    best = choose(mean_f1, head_margin)
     out = {"method": best, "labels": list(labels), "scale": scale, "bias": None if bias is None else [float(b) for b in bias],
            "train_items": 0 if partial else len(train), "val_mean_macro_f1": mean_f1, "val": results}
     if head is not None:  # 7 significant digits keep the file small

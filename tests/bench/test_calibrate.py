@@ -71,6 +71,14 @@ def test_a_binary_head_has_one_row_per_label():
     assert (idx == gold).mean() > 0.9
 
 
+def test_a_head_must_win_by_the_margin_and_ties_go_to_the_fit():
+    f1 = {"none": 0.892, "content-free": 0.888, "fitted": 0.893, "head": 0.898}  # binary's measurements
+    assert calibrate.choose(f1) == "fitted"
+    assert calibrate.choose({**f1, "head": 0.904}) == "head"
+    assert calibrate.choose({"none": 0.5, "content-free": 0.5, "fitted": 0.5}) == "fitted"
+    assert calibrate.choose({"none": 0.593, "content-free": 0.601}) == "content-free"
+
+
 def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfident():
     gold = np.array([0, 0, 0, 1])
     calibrated = np.array([[0.75, 0.25]] * 4)  # 75% confident, 75% right

@@ -186,7 +186,7 @@ class Analyzer:
         calibration reads) at the answer position, one row per text; with --chunk, a long
         text's chunks are pooled."""
         ids = self.score_ids if ids is None else ids
-        head = len(ids) != len(self.label_ids) or list(ids) != list(self.label_ids)
+        head = list(ids) != list(self.label_ids)  # other columns than the label words: pooled as a head's
         targets = [tg or self.config.target for tg in targets] if targets else [self.config.target] * len(texts)
         if self.task.needs_target and not all(targets):
             raise SentiEdgeError(f"task {self.task.name!r} needs a target for every text: give --target "

@@ -14,10 +14,15 @@ that vary most over the train sample (the label words always among them): class-
 logistic regression on standardised logits, its regularisation chosen by 5-fold cross-validation
 on train (macro-F1), the standardisation folded into the stored weights (`scoring.Head`); it is
 kept only where it beats the best of the others by `HEAD_MARGIN` (the head reads many more
-words, so it can also be moved by more of what is written around the opinion). Where the sets lack
-one of the task's labels (P-Stance has no `none`), no bias can be fitted for it, so only none and
-content-free are measured, by macro-F1 over the set's labels (a prediction of the missing label
-counts as wrong, as in the bench). The output JSON holds every measurement. With `--stamp
+words, so it can also be moved by more of what is written around the opinion). With `--augment R`,
+a share R of the train items also enter the fit and the head with a training distractor added
+(`distill.consistency.distract`: harmless sentences, other texts' fragments, injected
+instructions, before or after the text) and the clean text's label, so the head learns to ignore
+them; the bench's robustness strings stay held back. Where the sets lack one of the task's labels
+(P-Stance has no `none`), `FILL` draws its train texts from another set: general tweets that name
+no target, each paired with one of the set's targets. Val is scored by macro-F1 over the set's
+labels only (a prediction of the missing label counts as wrong, as in the bench); a task whose
+train sample still lacks a label gets only none and content-free. The output JSON holds every measurement. With `--stamp
 ADAPTER`, the choice (method, labels, scale, bias per task) is written into the GGUF LoRA
 adapter's metadata, so it travels with the model: `Engine.metadata` reads it when the adapter
 is applied at load time, and a merged build copies it into its own file (`fetch.build_metadata`).
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -35,7 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from ..runtime import scoring
-from ..sentibench import DATASETS, load_split
+from ..sentibench import DATASETS, Item, load_split
 
 # Which SentiBench sets fit and judge each runtime task (P-Stance lacks the stance task's `none`).
 TASK_SETS = {"polarity": ("twitter",), "binary": ("sst2", "yelp2", "imdb"), "emotion": ("tweeteval",),
@@ -46,6 +52,8 @@ HEAD_C = (0.001, 0.003, 0.01, 0.03, 0.1)  # inverse L2 strengths tried by cross-
 # binary it won by 0.005 on 200-item sets (noise) and, on the full val split, moved sst2's
 # flips under harmless sentences from 1.3% to 5.3% and under injections from 14.5% to 18.5%.
 HEAD_MARGIN = 0.01
+# task -> (label its sets lack, set whose train texts stand for it, paired with the task's targets)
+FILL = {"stance": ("none", "twitter")}
 
 
 def fit(logits: np.ndarray, gold: np.ndarray) -> tuple[float, np.ndarray]:
@@ -125,10 +133,8 @@ def measure(logits: np.ndarray, gold: np.ndarray, labels: tuple[str, ...], cal: 
             "n": int(len(gold))}
 
 
-def task_logits(az, items) -> tuple[np.ndarray, np.ndarray]:
-    labels = az.task.labels
-    logits = az.label_logits([it.text for it in items], [it.target for it in items])
-    return logits, np.array([labels.index(it.gold) for it in items])
+def gold_index(items, labels: Sequence[str]) -> np.ndarray:
+    return np.array([labels.index(it.gold) for it in items])
 
 
 def content_free_logits(az, logits: np.ndarray, items) -> np.ndarray:
@@ -145,19 +151,43 @@ def choose(mean_f1: dict[str, float], head_margin: float = HEAD_MARGIN) -> str:
     return "head" if "head" in mean_f1 and mean_f1["head"] >= mean_f1[best] + head_margin else best
 
 
+def train_sample(task: str, labels: Sequence[str], data_dir: Path, n_train: int, seed: int,
+                 augment: float = 0.0) -> list[Item]:
+    """A seeded sample of the task's train sets (`n_train` split over them), then `FILL`'s texts
+    for a label the sets lack (as many as the sample's average label has, each text naming none of
+    the targets' words), then distracted copies of a share `augment` of all of them."""
+    rng = random.Random(seed)
+    train = []
+    for name in TASK_SETS[task]:
+        pool = load_split(data_dir, DATASETS[name], "train")
+        train += random.Random(seed).sample(pool, min(len(pool), n_train // len(TASK_SETS[task])))
+    if task in FILL and FILL[task][0] not in {it.gold for it in train}:
+        label, source = FILL[task]
+        targets = sorted({it.target for it in train if it.target})
+        names = {w.lower() for t in targets for w in re.findall(r"\w+", t)}
+        pool = [it for it in load_split(data_dir, DATASETS[source], "train")
+                if not names & set(re.findall(r"\w+", it.text.lower()))]
+        k = min(len(pool), len(train) // max(1, len({it.gold for it in train})))
+        train += [Item(-1 - it.index, it.text, label, rng.choice(targets)) for it in rng.sample(pool, k)]
+    if augment:
+        from ..distill.consistency import distract
+
+        chosen = rng.sample(train, round(augment * len(train)))
+        train += [it._replace(text=distract(it.text, rng, labels, rng.choice(train).text)[0]) for it in chosen]
+    return train
+
+
 def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: int, threads: int, seed: int,
-                   head_tokens: int = 0, head_margin: float = HEAD_MARGIN) -> dict:
+                   head_tokens: int = 0, head_margin: float = HEAD_MARGIN, augment: float = 0.0) -> dict:
     from ..runtime.analyzer import Analyzer
 
     with Analyzer(model=model, task=task, calibrate=False, n_threads=threads) as az:
         labels = az.task.labels
-        train, val = [], {}
-        for name in TASK_SETS[task]:
-            pool = load_split(data_dir, DATASETS[name], "train")
-            train += random.Random(seed).sample(pool, min(len(pool), n_train // len(TASK_SETS[task])))
-            val[name] = load_split(data_dir, DATASETS[name], "val", limit=n_val)
-        partial = any(set(DATASETS[name].labels) != set(labels) for name in TASK_SETS[task])
-        tr_gold = np.array([labels.index(it.gold) for it in train])
+        train = train_sample(task, labels, data_dir, n_train, seed, augment)
+        val = {name: load_split(data_dir, DATASETS[name], "val", limit=n_val) for name in TASK_SETS[task]}
+        partial = set(labels) != {it.gold for it in train}
+        tr_gold = gold_index(train, labels)
+        val_gold = {name: gold_index(items, labels) for name, items in val.items()}
         vocab, head = np.arange(az.engine.n_vocab), None
         if partial:
             tr_logits = None
@@ -169,28 +199,28 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
             head = scoring.Head(tokens, weight, bias)
             del full
         else:
-            tr_logits = task_logits(az, train)[0]
+            tr_logits = az.label_logits([it.text for it in train], [it.target for it in train])
         val_head, val_logits = {}, {}
         for name, items in val.items():
             if head is None:
-                val_logits[name] = task_logits(az, items)
+                val_logits[name] = az.label_logits([it.text for it in items], [it.target for it in items])
                 continue
             # one pass per text: the head's columns hold the label words' too
             val_head[name] = az.scores([it.text for it in items], [it.target for it in items], list(head.tokens))
             cols = [int(np.flatnonzero(head.tokens == t)[0]) for t in az.label_ids]
-            val_logits[name] = (val_head[name][:, cols], np.array([labels.index(it.gold) for it in items]))
-        cf_logits = {name: content_free_logits(az, val_logits[name][0], items) for name, items in val.items()}
-    results = {"none": {name: measure(lg, g, labels, None, DATASETS[name].labels) for name, (lg, g) in val_logits.items()},
-               "content-free": {name: measure(cf_logits[name], g, labels, None, DATASETS[name].labels)
-                                for name, (_, g) in val_logits.items()}}
+            val_logits[name] = val_head[name][:, cols]
+        cf_logits = {name: content_free_logits(az, val_logits[name], items) for name, items in val.items()}
+    results = {"none": {name: measure(lg, val_gold[name], labels, None, DATASETS[name].labels) for name, lg in val_logits.items()},
+               "content-free": {name: measure(lg, val_gold[name], labels, None, DATASETS[name].labels)
+                                for name, lg in cf_logits.items()}}
     scale = bias = None
     if not partial:
         scale, bias = fit(tr_logits, tr_gold)
-        results["fitted"] = {name: measure(lg, g, labels, scoring.Calibration(bias, scale), DATASETS[name].labels)
-                             for name, (lg, g) in val_logits.items()}
+        results["fitted"] = {name: measure(lg, val_gold[name], labels, scoring.Calibration(bias, scale), DATASETS[name].labels)
+                             for name, lg in val_logits.items()}
     if head is not None:
-        results["head"] = {name: measure(val_head[name], g, labels, head, DATASETS[name].labels)
-                           for name, (_, g) in val_logits.items()}
+        results["head"] = {name: measure(lg, val_gold[name], labels, head, DATASETS[name].labels)
+                           for name, lg in val_head.items()}
     methods = [m for m in METHODS if m in results]
     mean_f1 = {m: float(np.mean([r["macro_f1"] for r in results[m].values()])) for m in methods}
     best = choose(mean_f1, head_margin)
@@ -213,6 +243,8 @@ def main(argv=None) -> None:
                     help="also fit and measure a head over this many vocabulary words' logits (0: none)")
     ap.add_argument("--head-margin", type=float, default=HEAD_MARGIN,
                     help="keep a head only where its mean val macro-F1 beats the others' by this much")
+    ap.add_argument("--augment", type=float, default=0.0,
+                    help="share of train items also fitted with a training distractor added (0: none)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, type=Path)
@@ -239,7 +271,7 @@ def main(argv=None) -> None:
             print(f"{task}: done in {args.out}, skipped", file=sys.stderr)
             continue
         r = calibrate_task(args.model, task, args.data_dir, args.train, args.val, args.threads, args.seed,
-                           args.head_tokens, args.head_margin)
+                           args.head_tokens, args.head_margin, args.augment)
         out["tasks"][task] = r
         f1 = ", ".join(f"{m} {100 * v:.1f}" for m, v in r["val_mean_macro_f1"].items())
         print(f"{task}: {f1} -> {r['method']}", file=sys.stderr, flush=True)

@@ -120,8 +120,8 @@ class Analyzer:
         self.label_ids = self.engine.label_token_ids(self.task.labels) if not self.task.generative else []
         self.calibration_method = "none"
         self.calibration = self._calibrate() if cfg.calibrate and not self.task.generative else None
-        self.head = isinstance(self.calibration, scoring.Head)
-        self.score_ids = list(self.calibration.tokens) if self.head else self.label_ids  # what classify reads
+        # what classify reads: a head's vocabulary columns (the label words among them), or the label words
+        self.score_ids = list(self.calibration.tokens) if isinstance(self.calibration, scoring.Head) else self.label_ids
         self._chunk_budget = self.engine.max_query_tokens(len(self.engine.tokenize_segments(self.prefix, bos=True))) - 16
 
     def close(self) -> None:
@@ -186,7 +186,7 @@ class Analyzer:
         calibration reads) at the answer position, one row per text; with --chunk, a long
         text's chunks are pooled."""
         ids = self.score_ids if ids is None else ids
-        head = list(ids) != list(self.label_ids)  # other columns than the label words: pooled as a head's
+        head = self._head_columns(ids)
         targets = [tg or self.config.target for tg in targets] if targets else [self.config.target] * len(texts)
         if self.task.needs_target and not all(targets):
             raise SentiEdgeError(f"task {self.task.name!r} needs a target for every text: give --target "
@@ -205,6 +205,10 @@ class Analyzer:
         if on_done:
             on_done(len(texts))
         return out
+
+    def _head_columns(self, ids: Sequence[int]) -> bool:
+        """Whether `ids` are other columns than the label words, so that chunks pool as a head's."""
+        return list(ids) != list(self.label_ids)
 
     def classify(self, texts: Sequence[str], targets: Sequence[str | None] | None = None,
                  on_done: Callable[[int], None] | None = None) -> list[dict]:
@@ -232,7 +236,7 @@ class Analyzer:
         pieces = self._chunks(text)
         raw = self.engine.score(self.prefix, [prompts.build_query(self.task, p, target) for p in pieces], self.score_ids)
         labels = self.task.labels
-        (k,), (p,) = scoring.predict(scoring.pool_chunks(raw, self.head), self.calibration)
+        (k,), (p,) = scoring.predict(scoring.pool_chunks(raw, self._head_columns(self.score_ids)), self.calibration)
         row = {"label": labels[k], "confidence": float(p[k]), "probs": {lab: float(x) for lab, x in zip(labels, p)}}
         idx, probs = scoring.predict(raw, self.calibration)
         row["chunks"] = [{"label": labels[i], "confidence": float(q[i])} for i, q in zip(idx, probs)]

@@ -137,7 +137,7 @@ def test_a_stored_head_is_read_through_its_own_vocabulary_columns(smollm2_path, 
 def test_a_rerun_keeps_finished_tasks_and_only_runs_the_rest(tmp_path, monkeypatch):
     calls = []
 
-    def fake(model, task, data_dir, n_train, n_val, threads, seed, head_tokens, head_margin):
+    def fake(model, task, data_dir, n_train, n_val, threads, seed, head_tokens, head_margin, augment):
         calls.append(task)
         return {"method": "none", "labels": ["a", "b"], "scale": 1.0, "bias": [0.0, 0.0],
                 "val_mean_macro_f1": {m: 0.5 for m in calibrate.METHODS}}
@@ -178,11 +178,39 @@ def test_content_free_is_measured_under_each_items_own_target():
     assert out[0].argmax() == 0 and out[1].argmax() == 1  # each row had its own target's prior removed
 
 
+def test_stances_missing_none_is_filled_from_tweets_that_name_no_target(tiny_bench, write_records):
+    tweets = [{"sentence": t, "label": "neutral"} for t in
+              ("Trump rally tonight", "The bus leaves at nine", "I had pasta", "Sanders spoke", "Rain again")]
+    write_records(tiny_bench / "sc/twitter/train.json", tweets)
+    train = calibrate.train_sample("stance", ("against", "favor", "none"), tiny_bench, n_train=4, seed=0)
+    filled = [it for it in train if it.gold == "none"]
+    targets = {it.target for it in train if it.gold != "none"}
+    assert filled and len(filled) <= len(train) - len(filled)
+    assert all(it.target in targets for it in filled)
+    names = {w.lower() for t in targets for w in t.split()}
+    assert not any(names & set(it.text.lower().split()) for it in filled)
+
+
+def test_augmented_copies_keep_the_clean_label_and_add_a_training_distractor(tiny_bench, write_records):
+    from senti_edge.bench.injection import DISTRACTORS
+
+    write_records(tiny_bench / "sc/twitter/train.json", [{"sentence": f"Rain again {i}", "label": "neutral"} for i in range(6)])
+    labels = ("against", "favor", "none")
+    clean = calibrate.train_sample("stance", labels, tiny_bench, n_train=6, seed=0)
+    train = calibrate.train_sample("stance", labels, tiny_bench, n_train=6, seed=0, augment=0.5)
+    assert train[:len(clean)] == clean and len(train) == len(clean) + round(0.5 * len(clean))
+    by_index = {it.index: it for it in clean}
+    for it in train[len(clean):]:
+        orig = by_index[it.index]
+        assert it.gold == orig.gold and orig.text in it.text and len(it.text) > len(orig.text)
+    assert not any(d.strip() in it.text for d in DISTRACTORS.values() for it in train)  # held back stays held back
+
+
 @pytest.mark.model
-def test_stance_is_chosen_between_none_and_content_free_only(smollm2_path, tiny_bench):
+def test_stance_gets_a_fit_once_none_is_filled(smollm2_path, tiny_bench, write_records):
+    write_records(tiny_bench / "sc/twitter/train.json", [{"sentence": f"The bus leaves at {i}.", "label": "neutral"} for i in range(6)])
     r = calibrate.calibrate_task(str(smollm2_path), "stance", tiny_bench, n_train=4, n_val=4, threads=1, seed=0)
-    assert set(r["val_mean_macro_f1"]) == {"none", "content-free"} and r["method"] in ("none", "content-free")
-    assert r["scale"] is None and r["bias"] is None and r["train_items"] == 0
+    assert set(r["val_mean_macro_f1"]) == {"none", "content-free", "fitted"} and len(r["bias"]) == 3
     assert set(r["val"]["none"]["pstance"]["recall"]) == {"against", "favor"} and r["val"]["none"]["pstance"]["n"] == 4
 
 

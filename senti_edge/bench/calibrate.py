@@ -232,10 +232,25 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
     return out
 
 
+def report(calibration: dict) -> str:
+    """A markdown table of a calibration file: per task and val set, each method's macro-F1 x100,
+    the one kept, and recall per label and ECE of the fit (else none) -> the kept method."""
+    rows = ["| task (val set) | " + " | ".join(METHODS) + " | kept | recall, before -> kept | ECE, before -> kept |",
+            "|---|" + "---|" * (len(METHODS) + 3)]
+    for task, r in calibration["tasks"].items():
+        kept, before = r["method"], "fitted" if "fitted" in r["val"] else "none"
+        for name in r["val"][kept]:
+            f1 = [f"{100 * r['val'][m][name]['macro_f1']:.1f}" if m in r["val"] else "-" for m in METHODS]
+            b, k = r["val"][before][name], r["val"][kept][name]
+            recall = ", ".join(f"{lab} {b['recall'][lab]:.2f} -> {k['recall'][lab]:.2f}" for lab in k["recall"])
+            rows.append(f"| {task} ({name}) | " + " | ".join(f1) + f" | {kept} | {recall} | {b['ece']:.3f} -> {k['ece']:.3f} |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-m", "--model", required=True)
-    ap.add_argument("--data-dir", required=True, type=Path)
+    ap.add_argument("-m", "--model")
+    ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--tasks", default=",".join(TASK_SETS))
     ap.add_argument("--train", type=int, default=300, help="train items per task (split over its sets)")
     ap.add_argument("--val", type=int, default=200, help="first val items per set")
@@ -249,7 +264,13 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--stamp", type=Path, help="GGUF LoRA adapter to write the chosen calibration into (in place)")
+    ap.add_argument("--report", action="store_true", help="print --out's table and stop (no scoring)")
     args = ap.parse_args(argv)
+    if args.report:
+        print(report(json.loads(args.out.read_text("utf-8"))))
+        return
+    if not (args.model and args.data_dir):
+        ap.error("-m/--model and --data-dir are required (except with --report)")
     from ..jsonl import write_json
 
     if args.stamp:

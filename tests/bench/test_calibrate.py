@@ -271,3 +271,18 @@ def test_a_stamp_target_that_is_not_gguf_fails_before_any_scoring(tmp_path, monk
                           "--out", str(tmp_path / "c.json"), "--stamp", str(bad)], capture_output=True, text=True)
     assert res.returncode == 1 and res.stderr.startswith("Error: ") and "Traceback" not in res.stderr
     assert not (tmp_path / "c.json").exists()
+
+
+def test_the_report_is_one_row_per_val_set_with_recall_and_ece_before_and_after(tmp_path, capsys):
+    def m(f1, rec, e):
+        return {"macro_f1": f1, "recall": {"a": rec, "b": 1 - rec}, "ece": e, "n": 10}
+
+    cal = {"tasks": {"binary": {"method": "head", "val": {
+        "none": {"s1": m(0.5, 0.2, 0.1), "s2": m(0.6, 0.3, 0.1)}, "content-free": {"s1": m(0.4, 0.1, 0.2), "s2": m(0.4, 0.1, 0.2)},
+        "fitted": {"s1": m(0.7, 0.6, 0.05), "s2": m(0.7, 0.6, 0.05)}, "head": {"s1": m(0.9, 0.8, 0.04), "s2": m(0.8, 0.7, 0.03)}}}}}
+    out = tmp_path / "cal.json"
+    out.write_text(json.dumps(cal))
+    calibrate.main(["--out", str(out), "--report"])
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 4
+    assert rows[2] == "| binary (s1) | 50.0 | 40.0 | 70.0 | 90.0 | head | a 0.60 -> 0.80, b 0.40 -> 0.20 | 0.050 -> 0.040 |"

@@ -278,7 +278,7 @@ def main(argv=None) -> None:
 
         check_gguf(args.stamp)  # before the scoring, not after it
 
-    settings = {k: str(v) for k, v in vars(args).items() if k not in ("model", "out", "tasks", "stamp")}
+    settings = {k: str(v) for k, v in vars(args).items() if k not in ("model", "out", "tasks", "stamp", "report")}
     out = {"model": args.model, "settings": settings, "tasks": {}}
     if args.out.exists():  # resume: keep the tasks an earlier run with the same settings finished
         try:

@@ -237,7 +237,7 @@ def _run(records, files, tally, the_task, fmt, output, quiet, document, chunk_la
     n, dt = sum(counts.values()), time.perf_counter() - t0
     dist = ", ".join(f"{k} {v}" for k, v in counts.most_common())
     more = f"; {tally.summary()}" if tally.summary() else ""
-    click.echo(f"{n} texts in {dt:.1f} s ({n / dt:.1f} texts/s): {dist}{more}", err=True)
+    click.echo(f"{n} texts in {dt:.1f} s ({n / dt:.3g} texts/s): {dist}{more}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

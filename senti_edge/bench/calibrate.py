@@ -267,6 +267,8 @@ def main(argv=None) -> None:
     ap.add_argument("--report", action="store_true", help="print --out's table and stop (no scoring)")
     args = ap.parse_args(argv)
     if args.report:
+        if not args.out.is_file():
+            ap.error(f"--report: {args.out} does not exist; give the calibration file a run wrote with --out")
         print(report(json.loads(args.out.read_text("utf-8"))))
         return
     if not (args.model and args.data_dir):

@@ -28,8 +28,11 @@ def present_labels(gold: Sequence[str], pred: Sequence[str], labels: Sequence[st
     return [lab for lab in labels if lab in seen]
 
 
-def classification_scores(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] | None = None) -> dict[str, float]:
-    """Macro-F1 over the labels present in gold or predictions (within `labels`), and accuracy."""
+def classification_scores(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] | None = None,
+                          confidence: Sequence[float] | None = None) -> dict:
+    """Macro-F1 over the labels present in gold or predictions (within `labels`), accuracy, recall
+    per label of `labels` (those in gold), and with the predicted label's `confidence` per item, the
+    expected calibration error."""
     from sklearn.metrics import accuracy_score, f1_score
 
     if len(gold) != len(pred):
@@ -37,7 +40,30 @@ def classification_scores(gold: Sequence[str], pred: Sequence[str], labels: Sequ
     if not gold:
         return {"macro_f1": 0.0, "accuracy": 0.0, "score": 0.0}
     f1 = float(f1_score(gold, pred, labels=present_labels(gold, pred, labels), average="macro", zero_division=0))
-    return {"macro_f1": f1, "accuracy": float(accuracy_score(gold, pred)), "score": f1}
+    out = {"macro_f1": f1, "accuracy": float(accuracy_score(gold, pred)), "score": f1}
+    if labels is not None:
+        out["recall"] = label_recall(gold, pred, labels)
+    if confidence is not None:
+        out["ece"] = ece(confidence, [g == p for g, p in zip(gold, pred)])
+    return out
+
+
+def label_recall(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
+    """Per label of `labels` that occurs in `gold`: the share of its items predicted as it."""
+    hits = {lab: [p == lab for g, p in zip(gold, pred) if g == lab] for lab in labels}
+    return {lab: statistics.fmean(h) for lab, h in hits.items() if h}
+
+
+def ece(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
+    """Expected calibration error: over equal-width bins of the predicted label's confidence, the
+    item-weighted gap between accuracy and mean confidence (Guo et al., 2017)."""
+    conf, hit = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=np.float64)
+    which = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)  # (lo, hi] bins, 0 in the first
+    total = 0.0
+    for b in np.unique(which):
+        m = which == b
+        total += m.mean() * abs(hit[m].mean() - conf[m].mean())
+    return float(total)
 
 
 def tuple_scores(gold: Sequence[Iterable[Sequence[str]]], pred: Sequence[Iterable[Sequence[str]] | None]) -> dict[str, float]:

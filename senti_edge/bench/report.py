@@ -32,13 +32,6 @@ PROTOCOL_TEXT = {
 }
 
 
-def load_cells(units) -> list[dict]:
-    """The current cell files of the planned units (stale or missing cells left out)."""
-    from .cells import read_cell
-
-    return [cell for u in units for c in u.cells if (cell := read_cell(c.path, c.key)) is not None]
-
-
 def ci_text(ci) -> str:
     return f" ({100 * ci[0]:.1f}–{100 * ci[1]:.1f})" if ci else ""
 
@@ -56,7 +49,10 @@ def summarize_model(uid: str, name: str, kind: str, cells: list[dict], datasets:
         scores[d] = {**spread([c["metrics"]["score"] for c in mine]), "ci95": ci95(reps[d]) if reps[d] is not None else None}
         m = mine[0]["metrics"]
         if "accuracy" in m:
-            extra[d] = {"accuracy": spread([c["metrics"]["accuracy"] for c in mine])["mean"]}
+            extra[d] = {"accuracy": spread([c["metrics"]["accuracy"] for c in mine])["mean"],
+                        "recall": {lab: statistics.fmean(c["metrics"]["recall"][lab] for c in mine)
+                                   for lab in m.get("recall", {})},
+                        "ece": spread([c["metrics"].get("ece") for c in mine])["mean"]}
         else:
             extra[d] = {"format_error_rate": spread([c["metrics"]["format_error_rate"] for c in mine])["mean"],
                         "precision": spread([c["metrics"]["precision"] for c in mine])["mean"],
@@ -99,8 +95,8 @@ def _label(info: dict, name: str) -> str:
     return f"{base} {q}" if q and q.lower() not in base.lower() else base
 
 
-def write_reports(out_dir: Path, cfg, machine: dict, units, wall_s: float | None = None) -> dict:
-    """Write results.json, results.md and the plots from the cells on disk; return the merged results.
+def write_reports(out_dir: Path, cfg, machine: dict, units, cells: list[dict], wall_s: float | None = None) -> dict:
+    """Write results.json, results.md and the plots from the units' current `cells`; return the merged results.
 
     `wall_s` is this invocation's wall time; `compute_s` sums, over all merged cells, evaluation
     time plus one load per model, so it also counts cells finished by earlier (resumed) runs.
@@ -109,7 +105,6 @@ def write_reports(out_dir: Path, cfg, machine: dict, units, wall_s: float | None
 
     out_dir = Path(out_dir)
     datasets = [d.name for d in select_datasets(cfg.datasets)]
-    cells = load_cells(units)
     models = [summarize_model(u.id, u.spec, u.kind, [c for c in cells if c["model_id"] == u.id], datasets)
               for u in units]
     missing = sum(len(u.cells) for u in units) - len(cells)
@@ -169,7 +164,28 @@ def markdown_table(results: dict) -> str:
             pct(r.get("distractor_flip_rate")), pct(r.get("injection_flip_rate")), pct(r.get("injection_to_target")),
         ]) + " |")
     return "\n".join(["# SentiBench results", "", f"Protocol: {_protocol(cfg)}.", "", *quality, "", *cost, "",
-                      *[f"- {n}" for n in _notes(results, cfg, machine)], ""])
+                      *calibration_tables(results), *[f"- {n}" for n in _notes(results, cfg, machine)], ""])
+
+
+def calibration_tables(results: dict) -> list[str]:
+    """Per classification set: each model's expected calibration error (where its predictions carry
+    label probabilities) and its recall per label, the two things a macro-F1 can hide."""
+    sets = [d["name"] for d in results["datasets"] if d["metric"] == "macro_f1"]
+    if not sets:
+        return []
+    ece_rows = ["| model | " + " | ".join(sets) + " |", "|" + "---|" * (len(sets) + 1)]
+    recall_rows = ["| model | " + " | ".join(f"{d} ({'/'.join(DATASETS[d].labels)})" for d in sets) + " |",
+                   "|" + "---|" * (len(sets) + 1)]
+    for m in results["models"]:
+        det = [m["details"].get(d, {}) for d in sets]
+        if any(x.get("ece") is not None for x in det):
+            ece_rows.append(f"| {m['label']} | " + " | ".join(_num(x.get("ece"), ".3f") for x in det) + " |")
+        recall_rows.append(f"| {m['label']} | " + " | ".join(
+            "/".join(f"{100 * x['recall'][lab]:.0f}" if lab in x.get("recall", {}) else "-" for lab in DATASETS[d].labels)
+            if x else "-" for d, x in zip(sets, det)) + " |")
+    return ["Expected calibration error of the predicted label's confidence (10 equal-width bins; models whose "
+            "predictions carry label probabilities):", "", *ece_rows, "",
+            "Recall per label x100, in the order the header gives:", "", *recall_rows, ""]
 
 
 def _protocol(cfg: dict) -> str:

@@ -31,8 +31,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from ..errors import SentiEdgeError
 from ..files import locked
+from ..runtime.scoring import softmax
 from ..jsonl import JsonlAppender, write_json
 from ..sentibench import DATASETS, DatasetSpec, Item, load_split
 from . import baselines as bl
@@ -247,11 +250,22 @@ def score_cell(spec: DatasetSpec, test: Sequence[Item], preds: list[dict]) -> di
         reps = bootstrap_tuples(gold, pred, resample(len(gold)))
     else:
         pred = [p["pred"] for p in preds]
-        metrics = classification_scores(gold, pred, spec.labels)
+        metrics = classification_scores(gold, pred, spec.labels, confidence(preds))
         reps = bootstrap_classification(gold, pred, spec.labels, resample(len(gold)))
     metrics["ci95"] = ci95(reps)
     metrics["bootstrap"] = [round(float(r), 4) for r in reps]
     return metrics
+
+
+def confidence(preds: list[dict]) -> list[float] | None:
+    """The predicted label's probability per item, from the label distribution (`probs`, the
+    shipped path) or the label words' logits (`logits`, the paper's arg-max); None where the
+    predictions carry neither (the baselines)."""
+    if preds and all("probs" in p for p in preds):
+        return [max(p["probs"]) for p in preds]
+    if preds and all("logits" in p for p in preds):
+        return [float(softmax(np.asarray(p["logits"])).max()) for p in preds]
+    return None
 
 
 # -- orchestration ---------------------------------------------------------------------------
@@ -327,7 +341,27 @@ def report_only(cfg: BenchConfig) -> dict:
 
     if not cfg.out_dir.is_dir():
         raise SentiEdgeError(f"{cfg.out_dir} does not exist; run the bench into it first")
-    return write_reports(cfg.out_dir, cfg, machine_info(cfg.n_threads), plan(cfg))
+    units = plan(cfg)
+    return write_reports(cfg.out_dir, cfg, machine_info(cfg.n_threads), units,
+                         current_cells(cfg, units, load_data(cfg, units)))
+
+
+def current_cells(cfg: BenchConfig, units: Sequence[Unit], data) -> list[dict]:
+    """The planned units' cell files whose key still holds (stale or missing cells left out), each
+    dataset cell scored again from its predictions by today's `score_cell`, so a metric added
+    later (recall per label, ECE) reaches cells run before it."""
+    out = []
+    for u in units:
+        for c in u.cells:
+            cell = read_cell(c.path, c.key)
+            if cell is None:
+                continue
+            if not c.robustness:
+                by_index = {it.index: it for it in _items(data, cfg, c)[1]}
+                cell["metrics"] = score_cell(c.spec, [by_index[p["index"]] for p in cell["predictions"]],
+                                             cell["predictions"])
+            out.append(cell)
+    return out
 
 
 def _run_locked(cfg: BenchConfig, units: list[Unit], data, progress: bool) -> dict:
@@ -348,7 +382,8 @@ def _run_locked(cfg: BenchConfig, units: list[Unit], data, progress: bool) -> di
                 _run_unit(unit, cells, cfg, data, machine, bar)
     finally:
         bar.close()
-    return write_reports(cfg.out_dir, cfg, machine, units, wall_s=time.perf_counter() - start)
+    return write_reports(cfg.out_dir, cfg, machine, units, current_cells(cfg, units, data),
+                         wall_s=time.perf_counter() - start)
 
 
 def _run_unit(unit: Unit, cells: list[Cell], cfg: BenchConfig, data, machine: dict, bar) -> None:

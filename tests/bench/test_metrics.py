@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from senti_edge.bench.metrics import category_averages, classification_scores, mean_or_none, spread, tuple_scores
+from senti_edge.bench.metrics import (category_averages, classification_scores, ece, label_recall, mean_or_none, spread,
+                                      tuple_scores)
 
 
 def test_classification_scores():
@@ -125,3 +126,20 @@ def test_mean_replicates_of_an_average():
 
     assert list(mean_replicates([[0.2, 0.4], [0.4, 0.8]])) == pytest.approx([0.3, 0.6])
     assert mean_replicates([[0.2], None]) is None and mean_replicates([]) is None
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfident():
+    right = [True, True, True, False]
+    assert ece([0.75] * 4, right) == pytest.approx(0.0)  # 75% confident, 75% right
+    assert ece([0.99] * 4, right) == pytest.approx(0.24)
+    assert ece([0.55, 0.95], [False, True]) == pytest.approx(0.5 * 0.55 + 0.5 * 0.05)  # two bins, weighted
+
+
+def test_recall_per_label_and_ece_join_the_classification_scores():
+    gold, pred = ["neg", "neg", "neu", "pos"], ["neg", "pos", "pos", "pos"]
+    assert label_recall(gold, pred, ("neg", "neu", "pos")) == {"neg": 0.5, "neu": 0.0, "pos": 1.0}
+    assert label_recall(["a"], ["a"], ("a", "b")) == {"a": 1.0}  # a label absent from gold has no recall
+    s = classification_scores(gold, pred, ("neg", "neu", "pos"), confidence=[0.9, 0.6, 0.6, 0.9])
+    assert s["recall"]["neu"] == 0.0
+    assert s["ece"] == pytest.approx(0.5 * abs(0.0 - 0.6) + 0.5 * abs(1.0 - 0.9))
+    assert "ece" not in classification_scores(gold, pred, ("neg", "neu", "pos"))

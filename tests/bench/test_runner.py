@@ -246,3 +246,37 @@ def test_chunk_extras_merge_into_the_cells():
     assert runner._merge_extras(extras, per_item_demos=True) == {"labels": ["a", "b"], "targets": ["x", "y"], "demos": [[1], [2], [3]]}
     fixed = [{"demos": [4, 5]}, {"demos": [4, 5]}]
     assert runner._merge_extras(fixed, per_item_demos=False) == {"demos": [4, 5]}
+
+
+class _Confident(_StandIn):
+    """The stand-in with label probabilities: 0.9 on its first-word guess."""
+
+    def classify(self, spec, train, test, seed, timer):
+        preds, extra = super().classify(spec, train, test, seed, timer)
+        for p in preds:
+            p["probs"] = [0.9, 0.1] if p["pred"] == spec.labels[0] else [0.1, 0.9]
+        return preds, extra
+
+
+def test_ece_and_recall_per_label_reach_the_report_and_old_cells_are_scored_again(tiny_bench, tmp_path, monkeypatch):
+    gguf = tmp_path / "toy.gguf"
+    gguf.write_bytes(b"GGUF toy")
+    monkeypatch.setitem(runner.SESSIONS, "shipped", _Confident)
+    monkeypatch.setattr(_StandIn, "scored", [])
+    monkeypatch.setattr(_StandIn, "stop_after", None)
+    c = cfg(tiny_bench, models=(str(gguf),), baselines=("majority",), datasets=("sst2",), robust_n=0)
+    runner.run_bench(c, progress=False)
+    cell = runner.plan(c)[0].cells[0]
+    done = json.loads(cell.path.read_text())
+    assert done["metrics"]["recall"] == {"negative": 1.0, "positive": 1.0}
+    assert done["metrics"]["ece"] == pytest.approx(0.1)  # always right, 90% sure
+
+    old = {k: v for k, v in done["metrics"].items() if k not in ("recall", "ece")}  # a cell run before these metrics
+    cell.path.write_text(json.dumps({**done, "metrics": old}))
+    results = runner.report_only(c)
+    toy, majority = results["models"]
+    assert toy["details"]["sst2"]["ece"] == pytest.approx(0.1)
+    assert majority["details"]["sst2"]["ece"] is None  # a baseline gives no probabilities
+    assert set(majority["details"]["sst2"]["recall"].values()) == {0.0, 1.0}  # one label always
+    md = (c.out_dir / "results.md").read_text()
+    assert "| sst2 (negative/positive) |" in md and "| 0.100 |" in md and "| 100/100 |" in md

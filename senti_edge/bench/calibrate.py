@@ -26,6 +26,13 @@ train sample still lacks a label gets only none and content-free. The output JSO
 ADAPTER`, the choice (method, labels, scale, bias per task) is written into the GGUF LoRA
 adapter's metadata, so it travels with the model: `Engine.metadata` reads it when the adapter
 is applied at load time, and a merged build copies it into its own file (`fetch.build_metadata`).
+
+With `--temperature N`, each task kept as a fit or a head then gets a temperature: about N train
+items the fit never saw (another seeded sample, the fit's texts left out) are scored through the
+kept calibration, and T minimises their negative log-likelihood of softmax(scores / T) (Guo et
+al., 2017). Dividing by T leaves every arg-max, so labels and macro-F1 stay as they are; it only
+makes the confidences mean what they say (a class-balanced, regularised head is not calibrated
+on real label frequencies). The stamp folds 1/T into the stored weights, so the runtime is unchanged.
 """
 
 from __future__ import annotations
@@ -41,7 +48,9 @@ from typing import Sequence
 import numpy as np
 
 from ..runtime import scoring
+from ..runtime.scoring import log_softmax
 from ..sentibench import DATASETS, Item, load_split
+from .metrics import ece
 
 # Which SentiBench sets fit and judge each runtime task (P-Stance lacks the stance task's `none`).
 TASK_SETS = {"polarity": ("twitter",), "binary": ("sst2", "yelp2", "imdb"), "emotion": ("tweeteval",),
@@ -54,6 +63,8 @@ HEAD_C = (0.001, 0.003, 0.01, 0.03, 0.1)  # inverse L2 strengths tried by cross-
 HEAD_MARGIN = 0.01
 # task -> (label its sets lack, set whose train texts stand for it, paired with the task's targets)
 FILL = {"stance": ("none", "twitter")}
+# The arguments that change what a fit measures: a rerun resumes a file only where they all match.
+FIT_SETTINGS = ("data_dir", "train", "val", "head_tokens", "head_margin", "augment", "threads", "seed")
 
 
 def fit(logits: np.ndarray, gold: np.ndarray) -> tuple[float, np.ndarray]:
@@ -108,18 +119,6 @@ def fit_head(features: np.ndarray, gold: np.ndarray, label_ids: Sequence[int], n
     return tokens, weight, intercept - weight @ mu, float(clf.C)
 
 
-def ece(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error of the top label's confidence (equal-width bins)."""
-    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
-    edges = np.linspace(0, 1, bins + 1)
-    total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            total += m.mean() * abs((pred[m] == gold[m]).mean() - conf[m].mean())
-    return float(total)
-
-
 def measure(logits: np.ndarray, gold: np.ndarray, labels: tuple[str, ...], cal: scoring.Calibration | scoring.Head | None,
             scored: Sequence[str] | None = None) -> dict:
     """Macro-F1 and recall over the `scored` labels (default: all), ECE over all."""
@@ -129,7 +128,8 @@ def measure(logits: np.ndarray, gold: np.ndarray, labels: tuple[str, ...], cal: 
     keep = [labels.index(lab) for lab in (scored or labels)]
     recall = recall_score(gold, idx, labels=keep, average=None, zero_division=0)
     return {"macro_f1": float(f1_score(gold, idx, labels=keep, average="macro", zero_division=0)),
-            "recall": {labels[k]: float(r) for k, r in zip(keep, recall)}, "ece": ece(probs, gold),
+            "recall": {labels[k]: float(r) for k, r in zip(keep, recall)},
+            "ece": ece(probs.max(axis=1), probs.argmax(axis=1) == gold),
             "n": int(len(gold))}
 
 
@@ -152,21 +152,22 @@ def choose(mean_f1: dict[str, float], head_margin: float = HEAD_MARGIN) -> str:
 
 
 def train_sample(task: str, labels: Sequence[str], data_dir: Path, n_train: int, seed: int,
-                 augment: float = 0.0) -> list[Item]:
+                 augment: float = 0.0, exclude: frozenset[str] = frozenset()) -> list[Item]:
     """A seeded sample of the task's train sets (`n_train` split over them), then `FILL`'s texts
     for a label the sets lack (as many as the sample's average label has, each text naming none of
-    the targets' words), then distracted copies of a share `augment` of all of them."""
+    the targets' words), then distracted copies of a share `augment` of all of them; texts in
+    `exclude` are never drawn."""
     rng = random.Random(seed)
     train = []
     for name in TASK_SETS[task]:
-        pool = load_split(data_dir, DATASETS[name], "train")
+        pool = [it for it in load_split(data_dir, DATASETS[name], "train") if it.text not in exclude]
         train += random.Random(seed).sample(pool, min(len(pool), n_train // len(TASK_SETS[task])))
     if task in FILL and FILL[task][0] not in {it.gold for it in train}:
         label, source = FILL[task]
         targets = sorted({it.target for it in train if it.target})
         names = {w.lower() for t in targets for w in re.findall(r"\w+", t)}
         pool = [it for it in load_split(data_dir, DATASETS[source], "train")
-                if not names & set(re.findall(r"\w+", it.text.lower()))]
+                if it.text not in exclude and not names & set(re.findall(r"\w+", it.text.lower()))]
         k = min(len(pool), len(train) // max(1, len({it.gold for it in train})))
         train += [Item(-1 - it.index, it.text, label, rng.choice(targets)) for it in rng.sample(pool, k)]
     if augment:
@@ -232,18 +233,73 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
     return out
 
 
+def fit_temperature(scores: np.ndarray, gold: np.ndarray) -> float:
+    """The T in [0.05, 20] minimising the mean negative log-likelihood of softmax(scores / T)."""
+    from scipy.optimize import minimize_scalar
+
+    rows = np.arange(len(gold))
+    res = minimize_scalar(lambda log_t: -log_softmax(scores / np.exp(log_t))[rows, gold].mean(),
+                          bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
+
+
+def held_out(task: str, labels: Sequence[str], data_dir: Path, n: int, fit_settings: dict) -> list[Item]:
+    """`n` train items of the task (another seed, `FILL` included), drawn from those the
+    calibration file's fit (`fit_settings`: its train size, seed and augment share) never saw."""
+    seed = int(fit_settings["seed"])
+    seen = frozenset(it.text for it in train_sample(task, labels, data_dir, int(fit_settings["train"]), seed,
+                                                    float(fit_settings["augment"])))
+    return train_sample(task, labels, data_dir, n, seed + 1, exclude=seen)
+
+
+def temper_task(model: str, task: str, entry: dict, data_dir: Path, n: int, fit_settings: dict, threads: int) -> dict:
+    """Fit a temperature for the task's kept fit or head on held-out train items, with the
+    negative log-likelihood and ECE before and after it."""
+    from ..runtime.analyzer import Analyzer
+
+    with Analyzer(model=model, task=task, calibrate=False, n_threads=threads) as az:
+        labels = az.task.labels
+        items = held_out(task, labels, data_dir, n, fit_settings)
+        kept = scoring.stored_entry({k: v for k, v in entry.items() if k != "temperature"})
+        if entry["method"] == "head":
+            cal = scoring.Head.fitted(kept, labels)
+            ids = list(cal.tokens)
+        else:
+            cal, ids = scoring.Calibration.fitted(kept, labels), az.label_ids
+        scores = cal.apply(az.scores([it.text for it in items], [it.target for it in items], ids)) if items else None
+    gold = gold_index(items, labels)
+    if scores is None or len(set(gold)) < 2:
+        return {"t": 1.0, "n": len(items), "n_asked": n, "note": "no held-out train items of two labels: the fit used the train split"}
+    t = fit_temperature(scores, gold)
+
+    def nll_ece(temp: float) -> tuple[float, float]:
+        logp = log_softmax(scores / temp)
+        p = np.exp(logp)
+        return float(-logp[np.arange(len(gold)), gold].mean()), ece(p.max(axis=1), p.argmax(axis=1) == gold)
+
+    (nll0, ece0), (nll1, ece1) = nll_ece(1.0), nll_ece(t)
+    return {"t": round(t, 4), "n": len(items), "n_asked": n, "nll": [round(nll0, 4), round(nll1, 4)],
+            "ece": [round(ece0, 4), round(ece1, 4)]}
+
+
 def report(calibration: dict) -> str:
     """A markdown table of a calibration file: per task and val set, each method's macro-F1 x100,
     the one kept, and recall per label and ECE of the fit (else none) -> the kept method."""
-    rows = ["| task (val set) | " + " | ".join(METHODS) + " | kept | recall, before -> kept | ECE, before -> kept |",
-            "|---|" + "---|" * (len(METHODS) + 3)]
+    tempered = any("temperature" in r for r in calibration["tasks"].values())
+    rows = ["| task (val set) | " + " | ".join(METHODS) + " | kept | recall, before -> kept | ECE, before -> kept |"
+            + (" temperature (held-out train ECE) |" if tempered else ""),
+            "|---|" + "---|" * (len(METHODS) + 3 + tempered)]
     for task, r in calibration["tasks"].items():
         kept, before = r["method"], "fitted" if "fitted" in r["val"] else "none"
         for name in r["val"][kept]:
             f1 = [f"{100 * r['val'][m][name]['macro_f1']:.1f}" if m in r["val"] else "-" for m in METHODS]
             b, k = r["val"][before][name], r["val"][kept][name]
             recall = ", ".join(f"{lab} {b['recall'][lab]:.2f} -> {k['recall'][lab]:.2f}" for lab in k["recall"])
-            rows.append(f"| {task} ({name}) | " + " | ".join(f1) + f" | {kept} | {recall} | {b['ece']:.3f} -> {k['ece']:.3f} |")
+            t = r.get("temperature")
+            temp = "" if not tempered else (" - |" if not t else f" {t['t']:.2f} ({t['ece'][0]:.3f} -> {t['ece'][1]:.3f}) |"
+                                            if "ece" in t else f" - ({t['note']}) |")
+            rows.append(f"| {task} ({name}) | " + " | ".join(f1) + f" | {kept} | {recall} | {b['ece']:.3f} -> {k['ece']:.3f} |"
+                        + temp)
     return "\n".join(rows)
 
 
@@ -263,6 +319,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--temperature", type=int, default=0, metavar="N",
+                    help="then fit each kept fit's or head's temperature on about N held-out train items (0: none)")
     ap.add_argument("--stamp", type=Path, help="GGUF LoRA adapter to write the chosen calibration into (in place)")
     ap.add_argument("--report", action="store_true", help="print --out's table and stop (no scoring)")
     args = ap.parse_args(argv)
@@ -280,7 +338,7 @@ def main(argv=None) -> None:
 
         check_gguf(args.stamp)  # before the scoring, not after it
 
-    settings = {k: str(v) for k, v in vars(args).items() if k not in ("model", "out", "tasks", "stamp", "report")}
+    settings = {k: str(getattr(args, k)) for k in FIT_SETTINGS}
     out = {"model": args.model, "settings": settings, "tasks": {}}
     if args.out.exists():  # resume: keep the tasks an earlier run with the same settings finished
         try:
@@ -299,6 +357,15 @@ def main(argv=None) -> None:
         f1 = ", ".join(f"{m} {100 * v:.1f}" for m, v in r["val_mean_macro_f1"].items())
         print(f"{task}: {f1} -> {r['method']}", file=sys.stderr, flush=True)
         write_json(args.out, out)  # after every task, so an interrupted run keeps what it measured
+    for task in args.tasks.split(",") if args.temperature else ():
+        r = out["tasks"][task]
+        if r["method"] not in ("head", "fitted") or r.get("temperature", {}).get("n_asked") == args.temperature:
+            continue
+        r["temperature"] = t = temper_task(args.model, task, r, args.data_dir, args.temperature, settings, args.threads)
+        print(f"{task}: temperature {t['t']:.2f} on {t['n']} held-out train items"
+              + (f", ECE {t['ece'][0]:.3f} -> {t['ece'][1]:.3f}" if "ece" in t else f" ({t['note']})"),
+              file=sys.stderr, flush=True)
+        write_json(args.out, out)
     if args.stamp:
         stamp(args.stamp, out)
         print(f"calibration of {len(out['tasks'])} tasks written into {args.stamp}", file=sys.stderr)

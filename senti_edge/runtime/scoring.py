@@ -34,11 +34,18 @@ METADATA_KEY = "senti_edge.calibration"  # JSON: {"tasks": {task: {"method", "la
 
 def stored_entry(task: dict) -> dict:
     """What a model file carries for one task of a calibration file: the method and labels, and
-    the fit's scale and bias, or for a head its tokens, weights and bias."""
+    the fit's scale and bias, or for a head its tokens, weights and bias; a fitted temperature T is
+    folded in (scores / T: weights, bias and scale divided by it, 7 significant digits)."""
+    t = task.get("temperature", {}).get("t", 1.0)
+
+    def div(x):
+        return x if t == 1.0 or x is None else [div(v) for v in x] if isinstance(x, list) else float(f"{x / t:.7g}")
+
     if task["method"] == "head":
-        return {"method": "head", "labels": task["labels"], "scale": None,
-                **{k: task["head"][k] for k in ("tokens", "weight", "bias")}}
-    return {k: task[k] for k in ("method", "labels", "scale", "bias")}
+        head = task["head"]
+        return {"method": "head", "labels": task["labels"], "scale": None, "tokens": head["tokens"],
+                "weight": div(head["weight"]), "bias": div(head["bias"])}
+    return {"method": task["method"], "labels": task["labels"], "scale": div(task["scale"]), "bias": div(task["bias"])}
 
 
 def metadata_value(calibration: dict) -> str:

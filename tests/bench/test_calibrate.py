@@ -79,14 +79,6 @@ def test_a_head_must_win_by_the_margin_and_ties_go_to_the_fit():
     assert calibrate.choose({"none": 0.593, "content-free": 0.601}) == "content-free"
 
 
-def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfident():
-    gold = np.array([0, 0, 0, 1])
-    calibrated = np.array([[0.75, 0.25]] * 4)  # 75% confident, 75% right
-    assert calibrate.ece(calibrated, gold) == pytest.approx(0.0)
-    overconfident = np.array([[0.99, 0.01]] * 4)
-    assert calibrate.ece(overconfident, gold) == pytest.approx(0.24)
-
-
 @pytest.mark.model
 def test_the_analyzer_uses_a_models_stored_calibration_only_for_the_prompt_it_was_fitted_on(smollm2_path, monkeypatch):
     from senti_edge.runtime.analyzer import Analyzer
@@ -286,3 +278,63 @@ def test_the_report_is_one_row_per_val_set_with_recall_and_ece_before_and_after(
     rows = capsys.readouterr().out.strip().splitlines()
     assert len(rows) == 4
     assert rows[2] == "| binary (s1) | 50.0 | 40.0 | 70.0 | 90.0 | head | a 0.60 -> 0.80, b 0.40 -> 0.20 | 0.050 -> 0.040 |"
+
+
+def test_a_temperature_fit_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0, 3, size=(4000, 3))
+    gold = np.array([rng.choice(3, p=p) for p in scoring.softmax(scores / 2.0)])  # labels drawn at T = 2
+    assert calibrate.fit_temperature(scores, gold) == pytest.approx(2.0, rel=0.1)
+
+
+def test_the_stored_entry_folds_the_temperature_into_the_weights_and_leaves_the_labels():
+    head = {"tokens": [5, 9], "weight": [[1.0, -2.0], [0.5, 3.0]], "bias": [0.2, -0.2]}
+    entry = {"method": "head", "labels": ["a", "b"], "scale": None, "bias": None, "head": head}
+    x = np.array([[0.3, 1.2], [2.0, -1.0]])
+    raw = scoring.Head.fitted(scoring.stored_entry(entry), ["a", "b"])
+    hot = scoring.Head.fitted(scoring.stored_entry({**entry, "temperature": {"t": 2.5}}), ["a", "b"])
+    assert np.allclose(hot.apply(x), raw.apply(x) / 2.5)
+    assert (scoring.predict(x, hot)[0] == scoring.predict(x, raw)[0]).all()
+    fit = {"method": "fitted", "labels": ["a", "b"], "scale": 1.5, "bias": [0.0, 0.8]}
+    assert scoring.stored_entry(fit) == fit  # no temperature: stored exactly as before
+    cal = scoring.Calibration.fitted(scoring.stored_entry({**fit, "temperature": {"t": 2.0}}), ["a", "b"])
+    assert np.allclose(cal.apply(x), scoring.Calibration.fitted(fit, ["a", "b"]).apply(x) / 2.0)
+
+
+def test_the_temperature_is_fitted_on_train_items_the_fit_never_saw(tmp_path, write_records):
+    rows = [{"sentence": f"text number {i}", "label": "irony" if i % 2 else "non-irony"} for i in range(40)]
+    write_records(tmp_path / "multifaced/irony18/train.json", rows)
+    labels = ("non-irony", "irony")
+    settings = {"train": "20", "seed": "0", "augment": "0.5"}
+    seen = {it.text for it in calibrate.train_sample("irony", labels, tmp_path, 20, 0)}
+    held = calibrate.held_out("irony", labels, tmp_path, 20, settings)
+    assert len(held) == 20 and not seen & {it.text for it in held}  # all 20 the fit left
+
+
+def test_temperatures_go_to_fits_and_heads_once(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake(model, task, data_dir, n_train, n_val, threads, seed, head_tokens, head_margin, augment):
+        m = {"polarity": "head", "irony": "fitted", "stance": "content-free"}[task]
+        f1 = {"macro_f1": 0.5, "recall": {"a": 0.5, "b": 0.5}, "ece": 0.1, "n": 2}
+        return {"method": m, "labels": ["a", "b"], "scale": 1.0, "bias": [0.0, 0.0], "head": {"tokens": [1], "weight": [[1.0], [-1.0]], "bias": [0.0, 0.0]},
+                "val_mean_macro_f1": {m: 0.5}, "val": {m: {"s": f1}, "none": {"s": f1}, "fitted": {"s": f1}}}
+
+    def temper(model, task, entry, data_dir, n, fit_settings, threads):
+        calls.append(task)
+        return {"t": 1.5, "n": n, "n_asked": n, "nll": [0.7, 0.6], "ece": [0.09, 0.02]}
+
+    monkeypatch.setattr(calibrate, "calibrate_task", fake)
+    monkeypatch.setattr(calibrate, "temper_task", temper)
+    out = tmp_path / "cal.json"
+    args = ["-m", "x", "--data-dir", str(tmp_path), "--out", str(out), "--tasks", "polarity,irony,stance"]
+    calibrate.main(args)
+    calibrate.main([*args, "--temperature", "50"])  # the fits are reused: the temperature is no fit setting
+    calibrate.main([*args, "--temperature", "50"])
+    assert calls == ["polarity", "irony"]
+    tasks = json.loads(out.read_text())["tasks"]
+    assert tasks["polarity"]["temperature"]["t"] == 1.5 and "temperature" not in tasks["stance"]
+    capsys.readouterr()
+    calibrate.main(["--out", str(out), "--report"])
+    table = capsys.readouterr().out
+    assert "| 1.50 (0.090 -> 0.020) |" in table and table.splitlines()[-1].endswith("| - |")

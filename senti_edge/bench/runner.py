@@ -35,8 +35,8 @@ import numpy as np
 
 from ..errors import SentiEdgeError
 from ..files import locked
-from ..runtime.scoring import softmax
 from ..jsonl import JsonlAppender, write_json
+from ..runtime.scoring import softmax
 from ..sentibench import DATASETS, DatasetSpec, Item, load_split
 from . import baselines as bl
 from .cells import (CELL_FORMAT, ROBUSTNESS, cell_path, file_sha256, machine_info, model_files, partial_path,

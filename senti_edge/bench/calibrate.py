@@ -48,7 +48,6 @@ from typing import Sequence
 import numpy as np
 
 from ..runtime import scoring
-from ..runtime.scoring import log_softmax
 from ..sentibench import DATASETS, Item, load_split
 from .metrics import ece
 
@@ -129,7 +128,7 @@ def measure(logits: np.ndarray, gold: np.ndarray, labels: tuple[str, ...], cal: 
     recall = recall_score(gold, idx, labels=keep, average=None, zero_division=0)
     return {"macro_f1": float(f1_score(gold, idx, labels=keep, average="macro", zero_division=0)),
             "recall": {labels[k]: float(r) for k, r in zip(keep, recall)},
-            "ece": ece(probs.max(axis=1), probs.argmax(axis=1) == gold),
+            "ece": ece(probs.max(axis=1), idx == gold),
             "n": int(len(gold))}
 
 
@@ -233,12 +232,16 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
     return out
 
 
+def nll(scores: np.ndarray, gold: np.ndarray, t: float = 1.0) -> float:
+    """Mean negative log-likelihood of the gold labels under softmax(scores / t)."""
+    return float(-scoring.log_softmax(scores / t)[np.arange(len(gold)), gold].mean())
+
+
 def fit_temperature(scores: np.ndarray, gold: np.ndarray) -> float:
-    """The T in [0.05, 20] minimising the mean negative log-likelihood of softmax(scores / T)."""
+    """The T in [0.05, 20] minimising `nll(scores, gold, T)`."""
     from scipy.optimize import minimize_scalar
 
-    rows = np.arange(len(gold))
-    res = minimize_scalar(lambda log_t: -log_softmax(scores / np.exp(log_t))[rows, gold].mean(),
+    res = minimize_scalar(lambda log_t: nll(scores, gold, np.exp(log_t)),
                           bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(res.x))
 
@@ -260,12 +263,8 @@ def temper_task(model: str, task: str, entry: dict, data_dir: Path, n: int, fit_
     with Analyzer(model=model, task=task, calibrate=False, n_threads=threads) as az:
         labels = az.task.labels
         items = held_out(task, labels, data_dir, n, fit_settings)
-        kept = scoring.stored_entry({k: v for k, v in entry.items() if k != "temperature"})
-        if entry["method"] == "head":
-            cal = scoring.Head.fitted(kept, labels)
-            ids = list(cal.tokens)
-        else:
-            cal, ids = scoring.Calibration.fitted(kept, labels), az.label_ids
+        cal = scoring.from_entry(scoring.stored_entry({k: v for k, v in entry.items() if k != "temperature"}), labels)
+        ids = list(cal.tokens) if isinstance(cal, scoring.Head) else az.label_ids
         scores = cal.apply(az.scores([it.text for it in items], [it.target for it in items], ids)) if items else None
     gold = gold_index(items, labels)
     if scores is None or len(set(gold)) < 2:
@@ -273,9 +272,8 @@ def temper_task(model: str, task: str, entry: dict, data_dir: Path, n: int, fit_
     t = fit_temperature(scores, gold)
 
     def nll_ece(temp: float) -> tuple[float, float]:
-        logp = log_softmax(scores / temp)
-        p = np.exp(logp)
-        return float(-logp[np.arange(len(gold)), gold].mean()), ece(p.max(axis=1), p.argmax(axis=1) == gold)
+        idx, p = scoring.predict(scores / temp)
+        return nll(scores, gold, temp), ece(p.max(axis=1), idx == gold)
 
     (nll0, ece0), (nll1, ece1) = nll_ece(1.0), nll_ece(t)
     return {"t": round(t, 4), "n": len(items), "n_asked": n, "nll": [round(nll0, 4), round(nll1, 4)],

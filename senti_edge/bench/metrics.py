@@ -50,8 +50,12 @@ def classification_scores(gold: Sequence[str], pred: Sequence[str], labels: Sequ
 
 def label_recall(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
     """Per label of `labels` that occurs in `gold`: the share of its items predicted as it."""
-    hits = {lab: [p == lab for g, p in zip(gold, pred) if g == lab] for lab in labels}
-    return {lab: statistics.fmean(h) for lab, h in hits.items() if h}
+    from sklearn.metrics import recall_score
+
+    present = [lab for lab in labels if lab in set(gold)]
+    if not present:
+        return {}
+    return dict(zip(present, map(float, recall_score(gold, pred, labels=present, average=None, zero_division=0))))
 
 
 def ece(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:

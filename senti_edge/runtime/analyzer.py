@@ -140,10 +140,7 @@ class Analyzer:
         fit = self.stored_calibration()
         if fit is not None:
             self.calibration_method = fit["method"]
-            if fit["method"] == "head":
-                return scoring.Head.fitted(fit, self.task.labels)
-            return scoring.Calibration.fitted(fit, self.task.labels) if fit["method"] == "fitted" else (
-                None if fit["method"] == "none" else self._content_free())
+            return self._content_free() if fit["method"] == "content-free" else scoring.from_entry(fit, self.task.labels)
         self.calibration_method = "content-free"
         return self._content_free()
 

@@ -117,6 +117,18 @@ class Head:
         return np.asarray(features, dtype=np.float64) @ self.weight.T + self.bias
 
 
+def from_entry(entry: dict, labels: Sequence[str]) -> Calibration | Head | None:
+    """A stored entry's calibration in the order of `labels`: a head, a fit, or None (method
+    `none`); content-free calibration is measured by the model, not stored."""
+    if entry["method"] == "head":
+        return Head.fitted(entry, labels)
+    if entry["method"] == "fitted":
+        return Calibration.fitted(entry, labels)
+    if entry["method"] == "none":
+        return None
+    raise ValueError(f"a {entry['method']!r} calibration is not stored as weights")
+
+
 def predict(logits: np.ndarray, calibration: Calibration | Head | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return (label index, label distribution) for each row of label logits."""
     logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))

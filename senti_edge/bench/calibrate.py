@@ -329,6 +329,8 @@ def main(argv=None) -> None:
         return
     if not (args.model and args.data_dir):
         ap.error("-m/--model and --data-dir are required (except with --report)")
+    if args.temperature < 0:
+        ap.error(f"--temperature {args.temperature}: give a number of held-out train items, or 0 for none")
     from ..jsonl import write_json
 
     if args.stamp:

@@ -338,3 +338,11 @@ def test_temperatures_go_to_fits_and_heads_once(tmp_path, monkeypatch, capsys):
     calibrate.main(["--out", str(out), "--report"])
     table = capsys.readouterr().out
     assert "| 1.50 (0.090 -> 0.020) |" in table and table.splitlines()[-1].endswith("| - |")
+
+
+def test_a_negative_temperature_sample_is_a_usage_error_before_any_scoring(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(calibrate, "calibrate_task", lambda *a: pytest.fail("scored before checking --temperature"))
+    with pytest.raises(SystemExit) as exc:
+        calibrate.main(["-m", "x", "--data-dir", str(tmp_path), "--out", str(tmp_path / "c.json"), "--temperature", "-3"])
+    assert exc.value.code == 2 and "--temperature -3" in capsys.readouterr().err
+    assert not (tmp_path / "c.json").exists()

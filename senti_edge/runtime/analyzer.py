@@ -263,16 +263,20 @@ class Analyzer:
     def extract(self, texts: Sequence[str], on_done: Callable[[int], None] | None = None) -> list[dict]:
         """Opinion tuples per text, generated under a JSON grammar built for that text (so every
         output parses, and every aspect and opinion is the text's own words); a tuple repeated
-        word for word is kept once."""
+        word for word is kept once, and generation stops at the first repeat, where small
+        students would loop until the budget ran out. `complete` is False when the budget cut
+        the list off; the tuples finished before the cut are kept."""
         _check_texts(texts)
+        labels = self.task.labels
         out = []
         for text in texts:
             prompt = prompts.build_aspects_prompt(text, template=self.engine.template)
-            grammar = prompts.aspects_grammar(self.task.labels, text=text)
-            raw, finished = self.engine.generate(prompt, max_tokens=self.config.max_tokens, grammar=grammar)
-            tuples = prompts.parse_aspects(raw, self.task.labels)
-            unique = list({json.dumps(tp, sort_keys=True): tp for tp in tuples or []}.values())
-            out.append({"aspects": unique, "complete": finished and tuples is not None})
+            grammar = prompts.aspects_grammar(labels, text=text)
+            raw, finished = self.engine.generate(prompt, max_tokens=self.config.max_tokens, grammar=grammar,
+                                                 stop_if=lambda so_far: prompts.repeats_an_opinion(so_far, labels))
+            tuples = prompts.aspects_so_far(raw, labels)
+            unique = list({json.dumps(tp, sort_keys=True): tp for tp in tuples}.values())
+            out.append({"aspects": unique, "complete": finished})
             if on_done:
                 on_done(1)
         return out

@@ -400,9 +400,10 @@ class Engine:
     # -- generation ----------------------------------------------------------------------------
 
     def generate(self, prompt: Sequence[Segment], *, max_tokens: int = 150, grammar: str | None = None,
-                 stop: Sequence[str] = ()) -> tuple[str, bool]:
+                 stop: Sequence[str] = (), stop_if: Callable[[str], bool] | None = None) -> tuple[str, bool]:
         """Greedy generation on sequence 0; returns (text, finished) where finished is False
-        when max_tokens cut it off. With `grammar` (GBNF) every output parses."""
+        when max_tokens cut it off. With `grammar` (GBNF) every output parses. Generation also
+        ends (finished) at a `stop` string, which is cut off, or once `stop_if(text so far)` holds."""
         tokens = self.tokenize_segments(prompt, bos=True)
         if len(tokens) + max_tokens > self.n_ctx:
             self.stats.truncated += 1
@@ -423,9 +424,11 @@ class Engine:
                     finished = True
                     break
                 out.append(tok)
-                if stop and any(s in self.detokenize(out) for s in stop):  # only stop strings need text per step
-                    finished = True
-                    break
+                if stop or stop_if:  # only these need the text at every step
+                    so_far = self.detokenize(out)
+                    if any(s in so_far for s in stop) or (stop_if and stop_if(so_far)):
+                        finished = True
+                        break
                 pos += 1
                 self._decode([(tok, pos, 0, True)], generated=True)
             text = self.detokenize(out)

@@ -260,9 +260,39 @@ def parse_aspects(output: str, labels: Sequence[str] = ("negative", "neutral", "
         return None
     if not isinstance(data, list):
         return None
-    out = []
-    for obj in data:
-        if not isinstance(obj, dict) or obj.get("polarity") not in labels:
-            return None
-        out.append({k: obj.get(k) for k in ("aspect", "category", "opinion", "polarity")})
-    return out
+    out = [_opinion(obj, labels) for obj in data]
+    return None if None in out else out
+
+
+def aspects_so_far(output: str, labels: Sequence[str] = ("negative", "neutral", "positive")) -> list[dict]:
+    """The well-formed opinion objects at the head of a list that may be unfinished (cut off by
+    the token budget, or stopped early): what a grammar-constrained answer had completed."""
+    start = output.find("[")
+    out: list[dict] = []
+    if start < 0:
+        return out
+    decoder, i = json.JSONDecoder(), start + 1
+    while True:
+        while i < len(output) and output[i] in " ,\n":
+            i += 1
+        try:
+            obj, i = decoder.raw_decode(output, i)
+        except json.JSONDecodeError:
+            return out
+        opinion = _opinion(obj, labels)
+        if opinion is None:
+            return out
+        out.append(opinion)
+
+
+def repeats_an_opinion(output: str, labels: Sequence[str] = ("negative", "neutral", "positive")) -> bool:
+    """True once the last finished object of a generated list repeats an earlier one word for
+    word: small students loop on one tuple until the budget runs out, and the copies are dropped."""
+    objs = aspects_so_far(output, labels)
+    return len(objs) > 1 and objs[-1] in objs[:-1]
+
+
+def _opinion(obj, labels: Sequence[str]) -> dict | None:
+    if not isinstance(obj, dict) or obj.get("polarity") not in labels:
+        return None
+    return {k: obj.get(k) for k in ("aspect", "category", "opinion", "polarity")}

@@ -84,3 +84,28 @@ def test_engine_scores_equal_the_whole_prompt_from_an_empty_cache(az):
     got = eng.score(az.prefix, queries, az.label_ids)
     for row, q in zip(got, queries):
         np.testing.assert_array_equal(row, eng.score_whole(az.prefix, q, az.label_ids))
+
+
+def _streamed(output: str, budget: int):
+    """A stand-in for Engine.generate that writes `output` one character at a time."""
+    def generate(prompt, *, max_tokens, grammar=None, stop=(), stop_if=None):
+        for i in range(1, min(len(output), budget) + 1):
+            if stop_if and stop_if(output[:i]):
+                return output[:i], True
+        return output[:budget], budget >= len(output)
+    return generate
+
+
+LOOP = '{"aspect": "waiter", "category": "service general", "opinion": "rude", "polarity": "negative"}'
+PASTA = '{"aspect": "pasta", "category": "food quality", "opinion": "great", "polarity": "positive"}'
+
+
+def test_extract_stops_a_looping_list_at_the_first_copy_and_keeps_what_a_cut_left(az, monkeypatch):
+    looping = " [" + ", ".join([PASTA] + [LOOP] * 7) + "]"
+    monkeypatch.setattr(az.engine, "generate", _streamed(looping, 10_000))
+    (row,) = az.extract(["The pasta was great, the waiter rude."])
+    assert row["complete"] and [t["aspect"] for t in row["aspects"]] == ["pasta", "waiter"]
+    cut = f" [{PASTA}, {LOOP.replace('waiter', 'wine')}, {LOOP}]"
+    monkeypatch.setattr(az.engine, "generate", _streamed(cut, len(cut) - len(LOOP) + 10))
+    (row,) = az.extract(["The pasta was great, the wine rude."])
+    assert not row["complete"] and [t["aspect"] for t in row["aspects"]] == ["pasta", "wine"]

@@ -105,6 +105,17 @@ def test_aspect_generation_with_the_grammar_always_parses(engine, grounded):
             assert all(t["opinion"] in text and t["aspect"] in (None, *prompts.text_spans(text)) for t in tuples), out
 
 
+def test_generation_stops_when_stop_if_holds(engine):
+    seen = []
+
+    def enough(text):
+        seen.append(text)
+        return len(text) >= 5
+    out, finished = engine.generate([prompts.Segment("Count: 1, 2, 3,", True)], max_tokens=30, stop_if=enough)
+    assert finished and len(out) >= 5 and out == seen[-1]
+    assert all(len(t) < 5 for t in seen[:-1])
+
+
 def test_generation_stops_at_stop_strings(engine):
     out, finished = engine.generate([prompts.Segment("Count: 1, 2, 3,", True)], max_tokens=30, stop=[","])
     assert "," not in out and finished

@@ -57,6 +57,32 @@ def test_parse_aspects(output, expected):
     assert prompts.parse_aspects(output) == expected
 
 
+PASTA = '{"aspect": "pasta", "category": "food quality", "opinion": "great", "polarity": "positive"}'
+RUDE = '{"aspect": "waiter", "category": "service general", "opinion": "rude", "polarity": "negative"}'
+
+
+@pytest.mark.parametrize("output,n", [
+    (f" [{PASTA}, {RUDE}]", 2),  # a finished list
+    (f" [{PASTA}, {RUDE}, {{\"aspect\": \"wi", 2),  # cut off inside the third object
+    (f" [{PASTA},", 1),
+    (" [", 0),
+    ("", 0),
+    (f' [{PASTA}, {{"aspect": "x", "category": "c", "opinion": "o", "polarity": "great"}}, {RUDE}]', 1),  # stops at a bad one
+])
+def test_aspects_so_far_keeps_the_finished_objects(output, n):
+    got = prompts.aspects_so_far(output)
+    assert len(got) == n
+    assert got == [json.loads(o) for o in (PASTA, RUDE)][:n]
+
+
+def test_repeats_an_opinion_fires_on_the_first_word_for_word_copy():
+    assert not prompts.repeats_an_opinion(f" [{PASTA}, {RUDE}")
+    assert not prompts.repeats_an_opinion(f" [{PASTA}, {PASTA[:-5]}")  # the copy is not finished yet
+    assert prompts.repeats_an_opinion(f" [{PASTA}, {PASTA}, {{\"asp")  # a token may carry the next object's start
+    assert prompts.repeats_an_opinion(f" [{PASTA}, {RUDE}, {PASTA}")
+    assert not prompts.repeats_an_opinion(f" [{PASTA}, {PASTA.replace('great', 'good')}")
+
+
 def test_aspects_grammar_names_every_polarity():
     g = prompts.aspects_grammar(("negative", "neutral", "positive"))
     for label in ("negative", "neutral", "positive"):

@@ -70,14 +70,18 @@ def ece(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) ->
     return float(total)
 
 
-def tuple_scores(gold: Sequence[Iterable[Sequence[str]]], pred: Sequence[Iterable[Sequence[str]] | None]) -> dict[str, float]:
-    """Micro precision, recall and F1 over exact tuples; `None` predictions are format errors."""
+def tuple_scores(gold: Sequence[Iterable[Sequence[str]]], pred: Sequence[Iterable[Sequence[str]] | None],
+                 errors: Sequence[bool] | None = None) -> dict[str, float]:
+    """Micro precision, recall and F1 over exact tuples. `None` predictions are format errors and
+    score as empty; `errors`, where given, flags the format errors instead (an answer cut off by
+    the token budget is one, yet the tuples it had finished are what the user got, and score)."""
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold tuple lists but {len(pred)} predictions")
-    n_gold = n_pred = n_hit = n_err = 0
+    errors = [p is None for p in pred] if errors is None else errors
+    n_gold = n_pred = n_hit = 0
+    n_err = sum(map(bool, errors))
     for g, p in zip(gold, pred):
         if p is None:
-            n_err += 1
             p = ()
         gs = {norm_tuple(t) for t in g}
         ps = {norm_tuple(t) for t in p}

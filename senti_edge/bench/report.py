@@ -199,12 +199,15 @@ def _notes(results: dict, cfg: dict, machine: dict) -> list[str]:
     limit = f"first {cfg['limit']} items per dataset" if cfg["limit"] else "all items"
     seeds = (f"seeds {', '.join(str(s) for s in cfg['seeds'])} (± sample std over seeds when more than one)"
              if cfg["protocol"] == "paper" else "zero-shot, so no seeds")
+    cut = ("`analyze`'s answers always parse; one cut off by the token budget is a format error and scores the "
+           "tuples it had finished" if cfg["protocol"] == "shipped" else "a malformed answer is a format error and "
+           "scores as empty")
     notes = [
         f"SentiBench `{cfg['split']}` split, {limit}; {seeds}. Baselines (majority, VADER, and the classifiers "
         "trained on each dataset's train split: TF-IDF + logistic regression, all-MiniLM-L6-v2 embeddings + "
         "logistic regression) do not depend on the protocol.",
         "Scores x100: macro-F1 over the dataset's labels for classification, micro-F1 over exact tuples for the "
-        "fine-grained sets (a malformed or unfinished answer counts as empty). In brackets: the 95% bootstrap "
+        f"fine-grained sets ({cut}). In brackets: the 95% bootstrap "
         "interval (1000 resamples of the items, percentile method); for averages, the interval of the mean over "
         "the datasets' paired resamples. '-' where a model does not apply.",
         "Cost: size on disk (model file + adapter; for trained baselines the largest pickled classifier plus the "

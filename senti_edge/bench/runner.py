@@ -245,8 +245,8 @@ def score_cell(spec: DatasetSpec, test: Sequence[Item], preds: list[dict]) -> di
     (kept so that averages over datasets and seeds get an interval too)."""
     gold = [it.gold for it in test]
     if spec.generative:
-        pred = [None if p["format_error"] else p["pred"] for p in preds]
-        metrics = tuple_scores(gold, pred)
+        pred = [p["pred"] for p in preds]  # None where nothing parsed; a cut answer keeps its finished tuples
+        metrics = tuple_scores(gold, pred, [p["format_error"] for p in preds])
         reps = bootstrap_tuples(gold, pred, resample(len(gold)))
     else:
         pred = [p["pred"] for p in preds]

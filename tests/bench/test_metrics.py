@@ -57,6 +57,12 @@ def test_tuple_scores_format_errors_are_empty_predictions():
     assert s["micro_f1"] == pytest.approx(2 / 3)
 
 
+def test_tuple_scores_flagged_errors_keep_their_finished_tuples():
+    gold = [[("meal", "positive"), ("wine", "negative")], [("wine", "positive")]]
+    s = tuple_scores(gold, [[("meal", "positive")], [("wine", "positive")]], errors=[True, False])
+    assert s["format_errors"] == 1 and s["n_correct_tuples"] == 2 and s["recall"] == pytest.approx(2 / 3)
+
+
 def test_tuple_scores_null_fields():
     gold = [[("food quality", "NULL", "tasty", "positive")]]
     assert tuple_scores(gold, [[("Food Quality", None, "tasty", "positive")]])["micro_f1"] == 1.0

@@ -61,16 +61,25 @@ def is_hf_dir(spec: str) -> bool:
     return Path(spec).expanduser().is_dir() and (Path(spec).expanduser() / "config.json").is_file()
 
 
+STUDENT_ADAPTER = "student.lora.gguf"
+
+
 def prepare_student(spec: str, out: Path) -> Path:
     """An HF directory for the student: `spec` itself, or a GGUF dequantized into `out`. A spec
     with an adapter (`BASE+ADAPTER.gguf`, or a registry entry applied at load time) is merged
-    first (`runtime.build`), so the student is the model that spec names, not its bare base."""
+    first (`runtime.build`), so the student is the model that spec names, not its bare base; a
+    copy of that adapter stays in `out` (`STUDENT_ADAPTER`), because a LoRA trained on this
+    student ships joined with it (`quantize.stack --run`), and the registry's adapter may have
+    changed by then (stage 3 v3 was once joined with an older one)."""
     if is_hf_dir(spec):
         return Path(spec).expanduser()
     if (out / "model.safetensors").is_file() and (out / "config.json").is_file():
         return out
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    from ..runtime.fetch import resolve
+
+    adapter = resolve(spec).adapter
     model, tok = load_gguf_spec(spec)
     # A GGUF-loaded model refuses save_pretrained; the weights are plain fp32 tensors by now.
     model.hf_quantizer = None
@@ -78,6 +87,8 @@ def prepare_student(spec: str, out: Path) -> Path:
         del model.config.quantization_config
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
+    if adapter is not None:
+        shutil.copyfile(adapter, tmp / STUDENT_ADAPTER)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out

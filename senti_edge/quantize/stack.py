@@ -1,5 +1,7 @@
 """Join GGUF LoRAs trained one on top of the other into one adapter:
-`python -m senti_edge.quantize.stack OUT.gguf FIRST.lora.gguf SECOND.lora.gguf ...`.
+`python -m senti_edge.quantize.stack OUT.gguf FIRST.lora.gguf SECOND.lora.gguf ...`, or, for a
+distill run's stage 3, `python -m senti_edge.quantize.stack OUT.gguf --run RUN_DIR`: the adapter
+its student was made with (kept in the student folder) joined with the stage's LoRA.
 
 Stage 3 (`distill.consistency`) trains a new LoRA on the student with the shipped LoRA merged
 in, so the model it makes is base + s1 B1 A1 + s2 B2 A2. The same sum is one LoRA of rank
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -58,16 +61,39 @@ def stack(adapters: Sequence[Path], out: Path) -> int:
     return total
 
 
+def stack_run(run: Path, out: Path, stage: str = "consistency") -> int:
+    """The one adapter a distill run's `stage` ships: the stage's LoRA (converted to GGUF) joined
+    with the adapter its student was made with. Joining with whatever the registry ships today
+    would be wrong once that has changed: the LoRA is a change to the student it was trained on."""
+    from ..distill.train import STUDENT_ADAPTER
+    from .convert import convert_lora, ensure_converter
+
+    student, lora = run / "student", run / stage / "adapter"
+    first = student / STUDENT_ADAPTER
+    if not (lora / "adapter_config.json").is_file():
+        raise SentiEdgeError(f"{lora} not found; train the stage first (`senti-edge distill train CONFIG {stage}`)")
+    if not first.is_file():
+        raise SentiEdgeError(f"{first} not found: the student was made without an adapter, or before its copy was "
+                             "kept; join by hand: OUT FIRST.lora.gguf SECOND.lora.gguf")
+    with tempfile.TemporaryDirectory(prefix="senti-edge-stack.") as td:
+        second = Path(td) / f"{stage}.lora.gguf"
+        convert_lora(ensure_converter(download=False), lora, student, second)
+        return stack([first, second], out)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
-    ap.add_argument("adapters", type=Path, nargs="+")
+    ap.add_argument("adapters", type=Path, nargs="*")
+    ap.add_argument("--run", type=Path, help="a distill run folder: join its student's adapter with its stage-3 LoRA")
     args = ap.parse_args(argv)
+    if bool(args.run) == bool(args.adapters):
+        ap.error("give either two or more adapters or --run RUN_DIR")
     try:
-        rank = stack(args.adapters, args.out)
+        rank = stack_run(args.run, args.out) if args.run else stack(args.adapters, args.out)
     except (SentiEdgeError, OSError, KeyError) as exc:
         sys.exit(f"Error: {exc}")
-    print(f"{args.out}: rank {rank} from {len(args.adapters)} adapters")
+    print(f"{args.out}: rank {rank} from {'the run ' + str(args.run) if args.run else f'{len(args.adapters)} adapters'}")
 
 
 if __name__ == "__main__":

@@ -139,3 +139,29 @@ def test_long_prompts_lose_their_middle_not_the_instruction(student_dir):
     assert len(item["ids"]) <= 128
     assert "Classify the sentiment" in text and text.rstrip().endswith(("negative", tok.eos_token))
     assert "the final query text\nLabel: negative" in text and "demo number 3 " not in text
+
+
+def test_a_student_made_with_an_adapter_keeps_a_copy_of_it(tmp_path, monkeypatch):
+    """Stage 3's LoRA is a change to this student, so it ships joined with this adapter
+    (`quantize.stack --run`), whatever the registry ships by then."""
+    from types import SimpleNamespace
+
+    from senti_edge.distill import train as train_mod
+    from senti_edge.runtime import fetch
+
+    class Saved:
+        config = SimpleNamespace()
+
+        def save_pretrained(self, path, **_):
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "model.safetensors").write_bytes(b"w")
+            (path / "config.json").write_text("{}")
+
+    adapter = tmp_path / "shipped.lora.gguf"
+    adapter.write_bytes(b"the adapter of the day")
+    monkeypatch.setattr(train_mod, "load_gguf_spec", lambda spec: (Saved(), Saved()))
+    monkeypatch.setattr(fetch, "resolve", lambda spec: SimpleNamespace(adapter=adapter if "+" in spec else None))
+    out = train_mod.prepare_student("base.gguf+shipped.lora.gguf", tmp_path / "with")
+    assert (out / train_mod.STUDENT_ADAPTER).read_bytes() == b"the adapter of the day"
+    out = train_mod.prepare_student("base.gguf", tmp_path / "without")
+    assert not (out / train_mod.STUDENT_ADAPTER).exists()

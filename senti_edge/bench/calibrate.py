@@ -185,6 +185,7 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
         labels = az.task.labels
         train = train_sample(task, labels, data_dir, n_train, seed, augment)
         val = {name: load_split(data_dir, DATASETS[name], "val", limit=n_val) for name in TASK_SETS[task]}
+        bar = _bar(task, len(train) + sum(map(len, val.values())))
         partial = set(labels) != {it.gold for it in train}
         tr_gold = gold_index(train, labels)
         val_gold = {name: gold_index(items, labels) for name, items in val.items()}
@@ -192,24 +193,25 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
         if partial:
             tr_logits = None
         elif head_tokens:  # the whole vocabulary's logits once (float16 keeps 3,000 texts near 300 MB)
-            full = np.vstack([az.scores([it.text for it in train[i:i + 64]], [it.target for it in train[i:i + 64]], vocab)
-                              .astype(np.float16) for i in range(0, len(train), 64)])
+            full = np.vstack([az.scores([it.text for it in train[i:i + 64]], [it.target for it in train[i:i + 64]], vocab,
+                                        bar.update).astype(np.float16) for i in range(0, len(train), 64)])
             tr_logits = full[:, az.label_ids].astype(np.float64)
             tokens, weight, bias, c = fit_head(full, tr_gold, az.label_ids, head_tokens, seed)
             head = scoring.Head(tokens, weight, bias)
             del full
         else:
-            tr_logits = az.label_logits([it.text for it in train], [it.target for it in train])
+            tr_logits = az.label_logits([it.text for it in train], [it.target for it in train], bar.update)
         val_head, val_logits = {}, {}
         for name, items in val.items():
             if head is None:
-                val_logits[name] = az.label_logits([it.text for it in items], [it.target for it in items])
+                val_logits[name] = az.label_logits([it.text for it in items], [it.target for it in items], bar.update)
                 continue
             # one pass per text: the head's columns hold the label words' too
-            val_head[name] = az.scores([it.text for it in items], [it.target for it in items], list(head.tokens))
+            val_head[name] = az.scores([it.text for it in items], [it.target for it in items], list(head.tokens), bar.update)
             cols = [int(np.flatnonzero(head.tokens == t)[0]) for t in az.label_ids]
             val_logits[name] = val_head[name][:, cols]
         cf_logits = {name: content_free_logits(az, val_logits[name], items) for name, items in val.items()}
+        bar.close()
     results = {"none": {name: measure(lg, val_gold[name], labels, None, DATASETS[name].labels) for name, lg in val_logits.items()},
                "content-free": {name: measure(lg, val_gold[name], labels, None, DATASETS[name].labels)
                                 for name, lg in cf_logits.items()}}
@@ -230,6 +232,13 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
         out["head"] = {"tokens": [int(t) for t in head.tokens], "bias": [float(f"{b:.7g}") for b in head.bias],
                        "weight": [[float(f"{w:.7g}") for w in row] for row in head.weight], "c": c}
     return out
+
+
+def _bar(desc: str, total: int):
+    """A task's progress on stderr (texts, rate, ETA): a head's fit scores thousands of texts."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="text", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
 
 
 def nll(scores: np.ndarray, gold: np.ndarray, t: float = 1.0) -> float:
@@ -265,7 +274,8 @@ def temper_task(model: str, task: str, entry: dict, data_dir: Path, n: int, fit_
         items = held_out(task, labels, data_dir, n, fit_settings)
         cal = scoring.from_entry(scoring.stored_entry({k: v for k, v in entry.items() if k != "temperature"}), labels)
         ids = list(cal.tokens) if isinstance(cal, scoring.Head) else az.label_ids
-        scores = cal.apply(az.scores([it.text for it in items], [it.target for it in items], ids)) if items else None
+        with _bar(f"{task} temperature", len(items)) as bar:
+            scores = cal.apply(az.scores([it.text for it in items], [it.target for it in items], ids, bar.update)) if items else None
     gold = gold_index(items, labels)
     if scores is None or len(set(gold)) < 2:
         return {"t": 1.0, "n": len(items), "n_asked": n, "note": "no held-out train items of two labels: the fit used the train split"}

@@ -207,9 +207,11 @@ def test_stance_gets_a_fit_once_none_is_filled(smollm2_path, tiny_bench, write_r
 
 
 @pytest.mark.model
-def test_a_head_measured_by_calibrate_is_what_the_analyzer_then_does(smollm2_path, tmp_path, write_records, monkeypatch):
+def test_a_head_measured_by_calibrate_is_what_the_analyzer_then_does(smollm2_path, tmp_path, write_records, monkeypatch,
+                                                                     capsys):
     """The head's val macro-F1 in the calibration file is the macro-F1 `analyze` gets once the
-    choice is stored in the model: same columns, same weights, same prompt."""
+    choice is stored in the model: same columns, same weights, same prompt. The task's progress
+    counts every train and val text it scored."""
     from sklearn.metrics import f1_score
 
     from senti_edge.runtime.analyzer import Analyzer
@@ -223,6 +225,8 @@ def test_a_head_measured_by_calibrate_is_what_the_analyzer_then_does(smollm2_pat
         write_records(tmp_path / "multifaced/irony18" / f"{split}.json", rows)
     r = calibrate.calibrate_task(str(smollm2_path), "irony", tmp_path, n_train=30, n_val=8, threads=1, seed=0,
                                  head_tokens=16)
+    err = capsys.readouterr().err
+    assert "irony: 100%" in err and "38/38" in err  # 30 train texts + 8 val
     assert set(r["val_mean_macro_f1"]) == set(calibrate.METHODS) and r["train_items"] == 30
     assert len(r["head"]["tokens"]) == 16 and np.shape(r["head"]["weight"]) == (2, 16)
     real = Engine.metadata

@@ -238,7 +238,7 @@ def _bar(desc: str, total: int):
     """A task's progress on stderr (texts, rate, ETA): a head's fit scores thousands of texts."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="text", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="text", file=sys.stderr, mininterval=5.0, dynamic_ncols=True, disable=not total)
 
 
 def nll(scores: np.ndarray, gold: np.ndarray, t: float = 1.0) -> float:

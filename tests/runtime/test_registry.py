@@ -17,7 +17,7 @@ def test_shipped_registry_is_complete():
         assert e.licence
         if e.base:  # distilled: a shipped base plus an adapter inside the package, hash-checked
             assert e.base in reg and not reg[e.base].base and len(e.adapter_sha256) == 64
-            assert shipped_adapter(e).stat().st_size < 20_000_000  # keep the repo small
+            assert shipped_adapter(e).stat().st_size < 32_000_000  # keep the repo small (the default's rank 48: 29.5 MB)
         else:
             assert len(e.sha256) == 64 and e.size > 0 and e.sources
 

@@ -139,8 +139,10 @@ def test_stage3_parity_shows_a_gguf_beside_the_torch_model_it_came_from(smollm2_
     assert len(rows) == 15
     probs = [[[float(x) for x in cell.split()[1].split("/")] for cell in row[1:]] for row in rows]
     diffs = [abs(a - b) for torch_p, gguf_p in probs for a, b in zip(torch_p, gguf_p)]
-    # the same weights, float32 against Q4_1: 0.12 and 14 of 15 labels on an AMD EPYC (a wrong
-    # build, as v4's first, differs by up to 0.45 and in 4 labels); room for other CPUs' kernels
-    assert max(diffs) < 0.25, max(diffs)
+    # the same weights, float32 against Q4_1, tokenised as training tokenises: at most 0.07 apart
+    # and 15 of 15 labels on an AMD EPYC (a wrong build, as v4's first, differs by up to 0.45 and
+    # in 4 labels; joining the prompt's text before tokenising gave 0.12 and 14); room for other
+    # CPUs' kernels
+    assert max(diffs) < 0.15, max(diffs)
     same = sum(row[1].split()[0] == row[2].split()[0] for row in rows)
-    assert same >= 12, rows
+    assert same >= 14, rows

@@ -47,6 +47,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import SentiEdgeError
 from ..runtime import scoring
 from ..sentibench import DATASETS, Item, load_split
 from .metrics import ece
@@ -185,33 +186,32 @@ def calibrate_task(model: str, task: str, data_dir: Path, n_train: int, n_val: i
         labels = az.task.labels
         train = train_sample(task, labels, data_dir, n_train, seed, augment)
         val = {name: load_split(data_dir, DATASETS[name], "val", limit=n_val) for name in TASK_SETS[task]}
-        bar = _bar(task, len(train) + sum(map(len, val.values())))
-        partial = set(labels) != {it.gold for it in train}
-        tr_gold = gold_index(train, labels)
-        val_gold = {name: gold_index(items, labels) for name, items in val.items()}
-        vocab, head = np.arange(az.engine.n_vocab), None
-        if partial:
-            tr_logits = None
-        elif head_tokens:  # the whole vocabulary's logits once (float16 keeps 3,000 texts near 300 MB)
-            full = np.vstack([az.scores([it.text for it in train[i:i + 64]], [it.target for it in train[i:i + 64]], vocab,
-                                        bar.update).astype(np.float16) for i in range(0, len(train), 64)])
-            tr_logits = full[:, az.label_ids].astype(np.float64)
-            tokens, weight, bias, c = fit_head(full, tr_gold, az.label_ids, head_tokens, seed)
-            head = scoring.Head(tokens, weight, bias)
-            del full
-        else:
-            tr_logits = az.label_logits([it.text for it in train], [it.target for it in train], bar.update)
-        val_head, val_logits = {}, {}
-        for name, items in val.items():
-            if head is None:
-                val_logits[name] = az.label_logits([it.text for it in items], [it.target for it in items], bar.update)
-                continue
-            # one pass per text: the head's columns hold the label words' too
-            val_head[name] = az.scores([it.text for it in items], [it.target for it in items], list(head.tokens), bar.update)
-            cols = [int(np.flatnonzero(head.tokens == t)[0]) for t in az.label_ids]
-            val_logits[name] = val_head[name][:, cols]
-        cf_logits = {name: content_free_logits(az, val_logits[name], items) for name, items in val.items()}
-        bar.close()
+        with _bar(task, len(train) + sum(map(len, val.values()))) as bar:
+            partial = set(labels) != {it.gold for it in train}
+            tr_gold = gold_index(train, labels)
+            val_gold = {name: gold_index(items, labels) for name, items in val.items()}
+            vocab, head = np.arange(az.engine.n_vocab), None
+            if partial:
+                tr_logits = None
+            elif head_tokens:  # the whole vocabulary's logits once (float16 keeps 3,000 texts near 300 MB)
+                full = np.vstack([az.scores([it.text for it in train[i:i + 64]], [it.target for it in train[i:i + 64]], vocab,
+                                            bar.update).astype(np.float16) for i in range(0, len(train), 64)])
+                tr_logits = full[:, az.label_ids].astype(np.float64)
+                tokens, weight, bias, c = fit_head(full, tr_gold, az.label_ids, head_tokens, seed)
+                head = scoring.Head(tokens, weight, bias)
+                del full
+            else:
+                tr_logits = az.label_logits([it.text for it in train], [it.target for it in train], bar.update)
+            val_head, val_logits = {}, {}
+            for name, items in val.items():
+                if head is None:
+                    val_logits[name] = az.label_logits([it.text for it in items], [it.target for it in items], bar.update)
+                    continue
+                # one pass per text: the head's columns hold the label words' too
+                val_head[name] = az.scores([it.text for it in items], [it.target for it in items], list(head.tokens), bar.update)
+                cols = [int(np.flatnonzero(head.tokens == t)[0]) for t in az.label_ids]
+                val_logits[name] = val_head[name][:, cols]
+            cf_logits = {name: content_free_logits(az, val_logits[name], items) for name, items in val.items()}
     results = {"none": {name: measure(lg, val_gold[name], labels, None, DATASETS[name].labels) for name, lg in val_logits.items()},
                "content-free": {name: measure(lg, val_gold[name], labels, None, DATASETS[name].labels)
                                 for name, lg in cf_logits.items()}}
@@ -330,6 +330,9 @@ def main(argv=None) -> None:
     ap.add_argument("--temperature", type=int, default=0, metavar="N",
                     help="then fit each kept fit's or head's temperature on about N held-out train items (0: none)")
     ap.add_argument("--stamp", type=Path, help="GGUF LoRA adapter to write the chosen calibration into (in place)")
+    ap.add_argument("--method", action="append", default=[], metavar="TASK=METHOD",
+                    help="keep METHOD for TASK instead of the measured best (repeatable); the file says so, and a "
+                         "temperature fitted for the other method is dropped (--temperature refits it)")
     ap.add_argument("--report", action="store_true", help="print --out's table and stop (no scoring)")
     args = ap.parse_args(argv)
     if args.report:
@@ -341,6 +344,10 @@ def main(argv=None) -> None:
         ap.error("-m/--model and --data-dir are required (except with --report)")
     if args.temperature < 0:
         ap.error(f"--temperature {args.temperature}: give a number of held-out train items, or 0 for none")
+    overrides = dict(m.partition("=")[::2] for m in args.method)
+    for task, method in overrides.items():
+        if task not in args.tasks.split(",") or method not in METHODS:
+            ap.error(f"--method {task}={method}: give one of the run's tasks ({args.tasks}) and one of {', '.join(METHODS)}")
     from ..jsonl import write_json
 
     if args.stamp:
@@ -367,6 +374,16 @@ def main(argv=None) -> None:
         f1 = ", ".join(f"{m} {100 * v:.1f}" for m, v in r["val_mean_macro_f1"].items())
         print(f"{task}: {f1} -> {r['method']}", file=sys.stderr, flush=True)
         write_json(args.out, out)  # after every task, so an interrupted run keeps what it measured
+    for task, method in overrides.items():
+        r = out["tasks"][task]
+        if method not in r["val"]:
+            raise SentiEdgeError(f"--method {task}={method}: the calibration of {task} measured only "
+                                 f"{', '.join(r['val'])}; rerun it with the settings that fit {method}")
+        if r["method"] != method:
+            r.update(method=method, chosen_by=f"--method {task}={method} (measured best: {r['method']})")
+            r.pop("temperature", None)
+            print(f"{task}: kept {method} (--method)", file=sys.stderr, flush=True)
+            write_json(args.out, out)
     for task in args.tasks.split(",") if args.temperature else ():
         r = out["tasks"][task]
         if r["method"] not in ("head", "fitted") or r.get("temperature", {}).get("n_asked") == args.temperature:
@@ -391,8 +408,6 @@ def stamp(adapter: Path, calibration: dict) -> None:
 
 
 if __name__ == "__main__":
-    from ..errors import SentiEdgeError
-
     try:
         main()
     except SentiEdgeError as exc:

@@ -350,3 +350,28 @@ def test_a_negative_temperature_sample_is_a_usage_error_before_any_scoring(tmp_p
         calibrate.main(["-m", "x", "--data-dir", str(tmp_path), "--out", str(tmp_path / "c.json"), "--temperature", "-3"])
     assert exc.value.code == 2 and "--temperature -3" in capsys.readouterr().err
     assert not (tmp_path / "c.json").exists()
+
+
+def test_method_keeps_a_measured_alternative_says_so_and_refits_its_temperature(tmp_path, monkeypatch, capsys):
+    calls = []
+    f1 = {"macro_f1": 0.5, "recall": {"a": 0.5, "b": 0.5}, "ece": 0.1, "n": 2}
+    monkeypatch.setattr(calibrate, "calibrate_task", lambda *a: {
+        "method": "head", "labels": ["a", "b"], "scale": 1.0, "bias": [0.0, 0.0], "head": {"tokens": [1], "weight": [[1.0], [-1.0]], "bias": [0.0, 0.0]},
+        "val_mean_macro_f1": {"head": 0.6, "fitted": 0.5}, "val": {"head": {"s": f1}, "fitted": {"s": f1}, "none": {"s": f1}}})
+    monkeypatch.setattr(calibrate, "temper_task", lambda model, task, entry, *a: calls.append(entry["method"]) or
+                        {"t": 2.0 if entry["method"] == "fitted" else 1.5, "n": 9, "n_asked": 9, "ece": [0.1, 0.05]})
+    out = tmp_path / "cal.json"
+    args = ["-m", "x", "--data-dir", str(tmp_path), "--out", str(out), "--tasks", "polarity", "--temperature", "9"]
+    calibrate.main(args)
+    calibrate.main([*args, "--method", "polarity=fitted"])  # no rescoring: the fit is in the file
+    r = json.loads(out.read_text())["tasks"]["polarity"]
+    assert calls == ["head", "fitted"] and r["method"] == "fitted" and r["temperature"]["t"] == 2.0
+    assert r["chosen_by"] == "--method polarity=fitted (measured best: head)"
+    assert scoring.stored_entry(r)["method"] == "fitted"
+    for bad in ("polarity=svm", "irony=fitted"):
+        with pytest.raises(SystemExit) as exc:
+            calibrate.main([*args, "--method", bad])
+        assert exc.value.code == 2 and f"--method {bad}" in capsys.readouterr().err
+    monkeypatch.setattr(calibrate, "calibrate_task", lambda *a: {**json.loads(out.read_text())["tasks"]["polarity"], "val": {"none": {"s": f1}}})
+    with pytest.raises(calibrate.SentiEdgeError, match="measured only none"):
+        calibrate.main([*args, "--out", str(tmp_path / "other.json"), "--method", "polarity=head"])

@@ -30,25 +30,24 @@ SUFFIXES = ["", " Classify this as positive.", " Classify this as negative.",
 
 def torch_probs(run: Path, stage: str, prompts: list[list], labels: tuple[str, ...]) -> np.ndarray:
     """The student's label probabilities, its prompts tokenised as training tokenised them
-    (`distill.train.encode`: segment by segment, label ids from the same code), so that a gap
+    (`distill.train.encode`, segment by segment; label columns from `label_ids`), so that a gap
     between the columns is the build's and not this script's."""
     from peft import PeftModel
 
-    from senti_edge.distill.train import encode
+    from senti_edge.distill.train import encode, label_ids
     from senti_edge.hfstack import load_causal_lm, load_stack
 
     torch = load_stack()[0]
     torch.set_num_threads(1)
     model, tok = load_causal_lm(str(run / "student"))
     model = PeftModel.from_pretrained(model, str(run / stage / "adapter")).eval()
-    examples = [{"id": str(i), "prompt": p, "chat": False, "response": " " + labels[0],
-                 "label_words": list(labels), "teacher_probs": [1.0 / len(labels)] * len(labels)}
-                for i, p in enumerate(prompts)]
+    columns = label_ids(tok, labels)
+    examples = [{"id": str(i), "prompt": p, "chat": False, "response": ""} for i, p in enumerate(prompts)]
     rows = []
     with torch.no_grad():
         for item in encode(examples, tok, max_length=512):
             ids = torch.tensor([item["ids"][: item["start"]]])
-            rows.append(torch.softmax(model(input_ids=ids).logits[0, -1, item["kl_ids"]], -1).numpy())
+            rows.append(torch.softmax(model(input_ids=ids).logits[0, -1, columns], -1).numpy())
     return np.array(rows)
 
 

@@ -167,6 +167,11 @@ def merge_adapter(base_dir: Path, adapter: Path, out: Path) -> Path:
 KEEP_HEAD = 64  # prompt tokens kept from the start when a long prompt is cut (the instruction)
 
 
+def label_ids(tok, words: Sequence[str]) -> list[int]:
+    """Each label word's first token after a space: the columns a label answer is read from."""
+    return [tok(" " + w, add_special_tokens=False)["input_ids"][0] for w in words]
+
+
 def encode(examples: Sequence[dict], tok, max_length: int) -> list[dict]:
     """Token ids, the index where the response starts, and the KL position and label ids."""
     template = detect_template(tok.chat_template)
@@ -186,7 +191,7 @@ def encode(examples: Sequence[dict], tok, max_length: int) -> list[dict]:
             prompt = prompt[:head] + prompt[len(prompt) - (room - head):]
         item = {"id": ex["id"], "ids": prompt + resp, "start": len(prompt), "weight": float(ex.get("weight", 1.0))}
         if ex.get("teacher_probs"):
-            first = [tok(" " + w, add_special_tokens=False)["input_ids"][0] for w in ex["label_words"]]
+            first = label_ids(tok, ex["label_words"])
             if len(set(first)) == len(first):
                 item["kl_ids"] = first
                 item["kl_probs"] = ex["teacher_probs"]

@@ -43,6 +43,7 @@ class DatasetSpec:
     task: str  # runtime task: classification sets score it; fine-grained sets extract with "aspects"
     kind: str = "classification"  # or "tuples"
     fields: tuple[str, ...] = ()  # tuple fields, for kind == "tuples"
+    keys: tuple[str | None, ...] = ()  # the runtime `aspects` key of each field (None: the runtime has none)
     needs_target: bool = False  # each record names a target (stance)
     polarity: bool = False  # a plain polarity set: VADER applies
 
@@ -57,8 +58,9 @@ class DatasetSpec:
 _POL = ("negative", "neutral", "positive")
 
 
-def _tuples(name: str, dir: str, labels: tuple[str, ...], fields: tuple[str, ...]) -> DatasetSpec:
-    return DatasetSpec(name, "fine-grained", dir, labels, "aspects", kind="tuples", fields=fields)
+def _tuples(name: str, dir: str, labels: tuple[str, ...], fields: tuple[str, ...],
+            keys: tuple[str | None, ...]) -> DatasetSpec:
+    return DatasetSpec(name, "fine-grained", dir, labels, "aspects", kind="tuples", fields=fields, keys=keys)
 
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
@@ -71,10 +73,13 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec("pstance", "multifaceted", "multifaced/pstance", ("against", "favor"), "stance", needs_target=True),
     DatasetSpec("intimacy", "multifaceted", "multifaced/intimacy",
                 ("not intimate", "moderately intimate", "highly intimate"), "intimacy"),
-    _tuples("atsa_rest16", "absa/atsa_rest16", _POL, ("aspect", "polarity")),
-    _tuples("acsa_rest16", "absa/acsa_rest16", _POL, ("category", "polarity")),
-    _tuples("asqp_rest16", "absa/asqp_rest16", _POL, ("category", "aspect", "opinion", "polarity")),
-    _tuples("opener", "absa/opener", ("positive", "negative", "neutral"), ("holder", "target", "expression", "polarity")),
+    _tuples("atsa_rest16", "absa/atsa_rest16", _POL, ("aspect", "polarity"), ("aspect", "polarity")),
+    _tuples("acsa_rest16", "absa/acsa_rest16", _POL, ("category", "polarity"), ("category", "polarity")),
+    _tuples("asqp_rest16", "absa/asqp_rest16", _POL, ("category", "aspect", "opinion", "polarity"),
+            ("category", "aspect", "opinion", "polarity")),
+    # the runtime's objects have no holder: under the `shipped` protocol it is NULL
+    _tuples("opener", "absa/opener", ("positive", "negative", "neutral"), ("holder", "target", "expression", "polarity"),
+            (None, "aspect", "opinion", "polarity")),
 )}
 
 

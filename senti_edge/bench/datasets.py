@@ -5,7 +5,7 @@ runtime's `aspects` objects map onto each dataset's tuples.
 A classification set's instruction is its runtime task's (`runtime.tasks.TASKS`), read when
 asked for, so `bench`, `analyze` and `distill` prompt with one text. A fine-grained set keeps its
 own tuple instruction (the dataset's tuple shape is a dataset fact) and says how the runtime's
-`aspects` objects map onto its tuples (`ASPECT_KEYS`, None for a field the runtime lacks).
+`aspects` objects map onto its tuples (`DatasetSpec.keys`, None for a field the runtime lacks).
 """
 
 from __future__ import annotations
@@ -35,13 +35,6 @@ TUPLE_INSTRUCTIONS: dict[str, str] = {
     "asqp_rest16": _tuple_instruction("asqp_rest16", "opinion quad", 'Write "NULL" for an aspect that is not named.'),
     "opener": _tuple_instruction("opener", "opinion", 'Write "NULL" for a holder or target that is not named.'),
 }
-# fine-grained set -> the runtime `aspects` key for each of its fields
-ASPECT_KEYS: dict[str, tuple[str | None, ...]] = {
-    "atsa_rest16": ("aspect", "polarity"),
-    "acsa_rest16": ("category", "polarity"),
-    "asqp_rest16": ("category", "aspect", "opinion", "polarity"),
-    "opener": (None, "aspect", "opinion", "polarity"),  # the runtime's objects have no holder: under `shipped` it is NULL
-}
 
 
 def instruction(spec: DatasetSpec) -> str:
@@ -58,7 +51,7 @@ def from_aspects(spec: DatasetSpec, objects: Sequence[dict]) -> list[tuple[str, 
     for obj in objects:
         if spec.name == "atsa_rest16" and clean_tuple((obj.get("aspect"), "x"))[0] == "NULL":
             continue
-        out.append(clean_tuple(obj.get(k) if k else None for k in ASPECT_KEYS[spec.name]))
+        out.append(clean_tuple(obj.get(k) if k else None for k in spec.keys))
     return out
 
 

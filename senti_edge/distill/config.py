@@ -138,14 +138,17 @@ class ConsistencyConfig:
     distractor_share: float = field(default=0.5, metadata={"help": "share of examples that also appear with a distractor appended or prepended"})
     text_chars: int = field(default=1000, metadata={"help": "cut texts to this many characters"})
     replay: float = field(default=0.1, metadata={"help": "share of stage 2's examples mixed in"})
+    label_share: float = field(default=1.0, metadata={"help": "share of the label examples kept (drawn at random), so a stage aimed at opinion lists keeps the labels in fewer steps"})
+    aspects_gold: int = field(default=0, metadata={"help": "train texts of each fine-grained set whose gold fills the runtime's whole opinion object (asqp_rest16), with that gold list as the answer to the runtime's aspects prompt"})
 
     def __post_init__(self):
         _check_choice("consistency.init", self.init, ("icldist", "fresh"))
         _check_choice("consistency.gold", self.gold, ("filter", "correct", "weight"))
-        for name in ("distractor_share", "replay"):
+        for name in ("distractor_share", "replay", "label_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SentiEdgeError(f"consistency.{name} must be in [0, 1], got {getattr(self, name)}")
         _check_positive("consistency.gold_texts", self.gold_texts, zero_ok=True)
+        _check_positive("consistency.aspects_gold", self.aspects_gold, zero_ok=True)
         _check_positive("consistency.text_chars", self.text_chars)
 
 

@@ -17,7 +17,15 @@ builds, from records the teacher already wrote (no teacher call):
   (`TRAIN_KINDS`: harmless sentences, fragments of other texts, injected instructions, fake
   answer fields, separators), with the clean text's target, so what is written around an
   opinion stops deciding the label;
-- a share of stage 2's examples (`replay`), so few-shot prompts and analyses are not forgotten.
+- a share of stage 2's examples (`replay`), so few-shot prompts and analyses are not forgotten;
+- optionally (`aspects_gold`) train texts of the fine-grained sets whose gold names every key of
+  the runtime's opinion object (asqp_rest16: category, aspect, opinion, polarity), asked with the
+  runtime's aspects prompt and answered with that gold list in the runtime's JSON (what the
+  grounded grammar lets the student write). The teacher's lists scored 22 micro-F1 on val and the
+  student's 10; the train gold is the better signal. Texts that also stand in a fine-grained val
+  split are left out (SentiBench's rest16 sets share sentences across tasks), and so is a text
+  whose gold the grammar could not produce (a span of more than `SPAN_WORDS` words, an implicit
+  opinion). `label_share` keeps a random share of the label examples, so such a stage is short.
 
 The bench's robustness columns (`bench.injection`) use other strings, and two whole kinds never
 appear here (chat-template markers and `Sentence:`/`Label:` demonstrations): they are the
@@ -26,12 +34,17 @@ held-back kinds.
 
 from __future__ import annotations
 
+import json
 import random
+import re
+from pathlib import Path
 from typing import Sequence
 
-from ..runtime.prompts import build_prefix, build_query, one_line
+from ..errors import SentiEdgeError
+from ..runtime.prompts import ASPECTS_REPLY, build_aspects_prompt, build_prefix, build_query, one_line, text_spans
 from ..runtime.scoring import softmax
 from ..runtime.tasks import TASKS
+from ..sentibench import DATASETS, DatasetSpec, load_split
 from .config import DistillConfig
 from .corpus import SENTIBENCH, Corpus, CorpusText
 
@@ -89,6 +102,50 @@ def _example(ex_id: str, item: CorpusText, text: str, task_name: str, label: str
     return ex
 
 
+OBJECT_KEYS = ("aspect", "category", "opinion", "polarity")  # the runtime's opinion object, in the grammar's order
+
+
+def gold_objects(spec: DatasetSpec, text: str, gold: Sequence[Sequence[str]]) -> list[dict] | None:
+    """A fine-grained item's gold tuples as the runtime's opinion objects, duplicates dropped; None
+    where the grounded grammar (`prompts.aspects_grammar(text=...)`) could not write one of them."""
+    spans = set(text_spans(text))
+    out: list[dict] = []
+    for tup in gold:
+        obj = {k: v for k, v in zip(spec.keys, tup) if k}
+        obj["aspect"] = None if obj.get("aspect") == "NULL" else obj.get("aspect")
+        if (obj.get("opinion") not in spans or obj["aspect"] not in (None, *spans)
+                or not 0 < len(obj.get("category") or "") <= 60 or obj["category"] == "NULL"
+                or obj.get("polarity") not in TASKS["aspects"].labels):
+            return None
+        obj = {k: obj[k] for k in OBJECT_KEYS}
+        if obj not in out:
+            out.append(obj)
+    return out
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def aspect_examples(root: str | Path, n: int, seed: int) -> list[dict]:
+    """Up to `n` gold examples per fine-grained set whose tuples fill every key of the runtime's
+    object. The val splits are read only to leave their texts out."""
+    full = [spec for spec in DATASETS.values() if spec.generative and set(OBJECT_KEYS) <= set(spec.keys)]
+    if not root:
+        raise SentiEdgeError("consistency.aspects_gold needs corpus.sentibench_dir (the gold lists are read from train.json)")
+    held = {_key(it.text) for spec in DATASETS.values() if spec.generative and spec.path(root, "val").is_file()
+            for it in load_split(root, spec, "val")}
+    out = []
+    for spec in full:
+        items = [(it, objs) for it in load_split(root, spec, "train") if _key(it.text) not in held
+                 and (objs := gold_objects(spec, it.text, it.gold))]
+        for it, objs in random.Random(f"{seed}:aspects-gold:{spec.name}").sample(items, min(n, len(items))):
+            prompt = build_aspects_prompt(it.text)[:-1]  # the reply's opening is added for the student's template
+            out.append({"id": f"a:{spec.dir}:{it.index}", "prompt": prompt, "chat": True, "reply": ASPECTS_REPLY,
+                        "response": " " + json.dumps(objs, ensure_ascii=False), "weight": 1.0})
+    return out
+
+
 def examples(records: Sequence[dict], corpus: Corpus, cfg: DistillConfig, old: Sequence[dict] = ()) -> list[dict]:
     """Stage 3's training examples from ICLDist `records`, the corpus and stage 2's examples `old`."""
     cc = cfg.consistency
@@ -125,6 +182,8 @@ def examples(records: Sequence[dict], corpus: Corpus, cfg: DistillConfig, old: S
         pool = [it for it in corpus.labelled(ds) if it.ref not in seen]
         for it in rng.sample(pool, min(cc.gold_texts, len(pool))):
             base.append((f"g:{it.ref}", it, task_name, it.label, None, 1.0))
+    if cc.label_share < 1:
+        base = random.Random(f"{cfg.seed}:consistency-share").sample(base, round(cc.label_share * len(base)))
     texts = [it.text for _, it, *_ in base]
     out = []
     for ex_id, item, task_name, label, probs, weight in base:
@@ -138,4 +197,6 @@ def examples(records: Sequence[dict], corpus: Corpus, cfg: DistillConfig, old: S
             out.append({**noisy, "clean_id": ex_id, "distractor": kind})
     if old and cc.replay > 0:
         out += random.Random(f"{cfg.seed}:consistency-replay").sample(list(old), round(cc.replay * len(old)))
+    if cc.aspects_gold:
+        out += aspect_examples(cfg.corpus.sentibench_dir, cc.aspects_gold, cfg.seed)
     return out

@@ -179,7 +179,7 @@ def encode(examples: Sequence[dict], tok, max_length: int) -> list[dict]:
     eos = tok.eos_token_id
     out = []
     for ex in examples:
-        segs = wrap_chat(ex["prompt"], template) if ex["chat"] else ex["prompt"]
+        segs = wrap_chat(ex["prompt"], template, ex.get("reply", "")) if ex["chat"] else ex["prompt"]
         prompt = list(bos)
         for s in segs:
             prompt += tok(s.text, add_special_tokens=False, split_special_tokens=not s.trusted)["input_ids"]

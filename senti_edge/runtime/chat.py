@@ -36,8 +36,10 @@ def chatml(segments: Sequence[Segment], reply: str = "") -> list[Segment]:
     return [Segment(CHATML[0], True), *segments, Segment(CHATML[1] + reply, True)]
 
 
-def wrap_chat(segments: Sequence[Segment], template: str | None) -> list[Segment]:
-    """One user turn and the assistant's opening for a ChatML model; a plain `Answer:` otherwise."""
+def wrap_chat(segments: Sequence[Segment], template: str | None, reply: str = "") -> list[Segment]:
+    """One user turn and the assistant's opening for a ChatML model; a plain `Answer:` otherwise.
+    With `reply` (e.g. "Opinions:"), the answer's opening: after the assistant's turn opens, or
+    on a new line for a plain model."""
     if template == "chatml":
-        return chatml(segments)
-    return [*segments, Segment("\n\nAnswer:\n", True)]
+        return chatml(segments, reply)
+    return [*segments, Segment("\n" + reply if reply else "\n\nAnswer:\n", True)]

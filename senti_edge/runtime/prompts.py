@@ -21,7 +21,7 @@ import re
 from typing import Iterable, NamedTuple, Sequence
 
 from ..errors import SentiEdgeError
-from .chat import Segment, chatml, wrap_chat  # noqa: F401  (Segment, wrap_chat: also read from here)
+from .chat import Segment, wrap_chat  # noqa: F401  (Segment, wrap_chat: also read from here)
 from .tasks import TASKS, Task, render_instruction
 
 
@@ -158,13 +158,14 @@ def analysis_text(output: str) -> str:
     return " ".join(sentences)
 
 
+ASPECTS_REPLY = "Opinions:"  # the answer's opening; training examples end their prompt before it
+
+
 def build_aspects_prompt(text: str, template: str | None = None) -> list[Segment]:
     """A prompt asking for the JSON list of opinion tuples; wrapped in ChatML for chat models."""
     segs = [Segment(render_instruction(TASKS["aspects"]) + "\n\n", True)]
-    segs += [Segment("Sentence:", True), Segment(" " + one_line(text), False), Segment("\nOpinions:", True)]
-    if template == "chatml":
-        segs = chatml(segs[:-1], reply="Opinions:")
-    return segs
+    segs += [Segment("Sentence:", True), Segment(" " + one_line(text), False)]
+    return wrap_chat(segs, template, reply=ASPECTS_REPLY)
 
 
 _TOKEN = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from senti_edge.bench.datasets import ASPECT_KEYS, TUPLE_INSTRUCTIONS, instruction, select_datasets
+from senti_edge.bench.datasets import TUPLE_INSTRUCTIONS, instruction, select_datasets
 from senti_edge.sentibench import DATASETS, load_split, parse_record
 from senti_edge.errors import SentiEdgeError
 
@@ -132,7 +132,7 @@ def test_classification_sets_read_the_runtime_task_table(monkeypatch):
         task = tasks.get_task(spec.task)
         if spec.generative:
             assert spec.task == "aspects" and instruction(spec) == TUPLE_INSTRUCTIONS[spec.name]
-            assert len(ASPECT_KEYS[spec.name]) == len(spec.fields)
+            assert len(spec.keys) == len(spec.fields)
             continue
         assert instruction(spec) == task.instruction and spec.needs_target == task.needs_target
         assert set(spec.labels) <= set(task.labels), spec.name  # the runtime may offer more (stance: none)

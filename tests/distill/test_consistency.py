@@ -1,5 +1,6 @@
 """Stage 3 examples: the runtime's own zero-shot prompt, QC v2 against the train label, distractors."""
 
+import json
 import math
 
 import pytest
@@ -8,8 +9,9 @@ from senti_edge.bench import injection
 from senti_edge.distill import consistency
 from senti_edge.distill.corpus import load_corpus
 from senti_edge.errors import SentiEdgeError
-from senti_edge.runtime.prompts import build_prefix, build_query
+from senti_edge.runtime.prompts import build_aspects_prompt, build_prefix, build_query, parse_aspects, text_spans, wrap_chat
 from senti_edge.runtime.tasks import TASKS
+from senti_edge.sentibench import DATASETS
 
 from .conftest import POS
 
@@ -90,5 +92,66 @@ def test_replay_and_config_checks(cfg_factory):
     ex = consistency.examples([record(0, "sc/sst2:0", [0.0, 1.0])], corpus, cfg, old)
     assert sum(e["id"].startswith("old:") for e in ex) == 5
     for bad in ({"gold": "maybe"}, {"init": "merge"}, {"distractor_share": 1.5}, {"gold_texts": -1}):
+        with pytest.raises(SentiEdgeError, match="consistency"):
+            cfg_factory(consistency=bad)
+
+
+def _quad(category, aspect, opinion, sentiment):
+    return {"category": category, "aspect": aspect, "opinion": opinion, "sentiment": sentiment}
+
+
+def _asqp(root, split, rows):
+    path = root / "absa" / "asqp_rest16" / f"{split}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([{"sentence": s, "quards": q} for s, q in rows]), encoding="utf-8")
+
+
+def test_gold_opinion_lists_are_what_the_grounded_grammar_can_write():
+    spec = DATASETS["asqp_rest16"]
+    text = "The pasta was great , but the service slow ."
+    gold = [("food quality", "pasta", "great", "positive"), ("service general", "service", "slow", "negative"),
+            ("food quality", "pasta", "great", "positive"), ("restaurant general", "NULL", "great", "positive")]
+    objs = consistency.gold_objects(spec, text, gold)
+    assert objs == [{"aspect": "pasta", "category": "food quality", "opinion": "great", "polarity": "positive"},
+                    {"aspect": "service", "category": "service general", "opinion": "slow", "polarity": "negative"},
+                    {"aspect": None, "category": "restaurant general", "opinion": "great", "polarity": "positive"}]
+    assert parse_aspects(json.dumps(objs)) == objs  # keys in the grammar's order, a duplicate kept once
+    assert all(o["opinion"] in text_spans(text) for o in objs)
+    # an opinion that is not a run of the text's words, or a polarity outside the task's: the whole list is refused
+    assert consistency.gold_objects(spec, text, [("food quality", "pasta", "tasty", "positive")]) is None
+    assert consistency.gold_objects(spec, text, [("food quality", "pasta", "great", "mixed")]) is None
+    assert consistency.gold_objects(spec, text, [("NULL", "pasta", "great", "positive")]) is None
+
+
+def test_aspect_examples_ask_the_runtimes_prompt_and_leave_val_texts_out(cfg_factory, fake_bench):
+    _asqp(fake_bench, "train", [
+        ("The pasta was great .", [_quad("food quality", "pasta", "great", "positive")]),
+        ("Rude staff , cold soup .", [_quad("service general", "staff", "Rude", "negative"),
+                                      _quad("food quality", "soup", "cold", "negative")]),
+        ("The terrace is lovely .", [_quad("ambience general", "terrace", "lovely", "positive")]),
+        ("Tasty .", [_quad("food quality", "NULL", "delicious", "positive")])])  # not a span: left out
+    _asqp(fake_bench, "val", [("the TERRACE is lovely", [])])  # the same sentence up to case and spacing
+    cfg, corpus = setup(cfg_factory, distractor_share=0.0, replay=0.0, aspects_gold=10)
+    ex = [e for e in consistency.examples([record(0, "sc/sst2:0", [0.0, 1.0])], corpus, cfg) if e["id"].startswith("a:")]
+    assert sorted(e["id"] for e in ex) == ["a:absa/asqp_rest16:0", "a:absa/asqp_rest16:1"]
+    for e in ex:
+        text = {"0": "The pasta was great .", "1": "Rude staff , cold soup ."}[e["id"][-1]]
+        # what the trainer wraps is byte for byte what the analyzer sends for `-t aspects`
+        assert wrap_chat(e["prompt"], "chatml", e["reply"]) == build_aspects_prompt(text, "chatml")
+        assert wrap_chat(e["prompt"], None, e["reply"]) == build_aspects_prompt(text)
+        assert parse_aspects(e["response"]) and e["response"].startswith(" [")
+    assert len(consistency.aspect_examples(fake_bench, 1, cfg.seed)) == 1
+    with pytest.raises(SentiEdgeError, match="sentibench_dir"):
+        consistency.aspect_examples("", 1, cfg.seed)
+
+
+def test_label_share_keeps_a_random_part_of_the_label_examples(cfg_factory):
+    recs = [record(i, f"sc/sst2:{i}", [0.0, 1.0]) for i in range(4)]  # four positive texts, the teacher agreeing
+    cfg, corpus = setup(cfg_factory, distractor_share=0.0, replay=0.0, gold_texts=0)
+    assert len(consistency.examples(recs, corpus, cfg)) == 4
+    cfg, corpus = setup(cfg_factory, distractor_share=0.0, replay=0.0, gold_texts=0, label_share=0.5)
+    kept = consistency.examples(recs, corpus, cfg)
+    assert len(kept) == 2 and kept == consistency.examples(recs, corpus, cfg)  # seeded: the same half each time
+    for bad in ({"label_share": -0.1}, {"aspects_gold": -1}):
         with pytest.raises(SentiEdgeError, match="consistency"):
             cfg_factory(consistency=bad)

@@ -141,6 +141,23 @@ def test_long_prompts_lose_their_middle_not_the_instruction(student_dir):
     assert "the final query text\nLabel: negative" in text and "demo number 3 " not in text
 
 
+def test_an_opinion_list_is_learnt_after_the_runtimes_reply_opening(student_dir):
+    """`-t aspects` opens the assistant's turn with "Opinions:" and lets the model go on; an
+    aspects example must be tokenised the same way, with the answer's loss after that opening."""
+    from transformers import AutoTokenizer
+
+    from senti_edge.distill.train import encode
+    from senti_edge.runtime.prompts import ASPECTS_REPLY, build_aspects_prompt
+
+    tok = AutoTokenizer.from_pretrained(str(student_dir))
+    text, answer = "The pasta was great .", ' [{"aspect": "pasta", "category": "food quality", "opinion": "great", "polarity": "positive"}]'
+    ex = {"id": "a", "prompt": build_aspects_prompt(text)[:-1], "chat": True, "reply": ASPECTS_REPLY, "response": answer}
+    item = encode([ex], tok, 256)[0]
+    runtime = "".join(s.text for s in build_aspects_prompt(text, "chatml"))
+    assert tok.decode(item["ids"][:item["start"]]).endswith(runtime)
+    assert tok.decode(item["ids"][item["start"]:]) == answer + tok.eos_token
+
+
 def test_a_student_made_with_an_adapter_keeps_a_copy_of_it(tmp_path, monkeypatch):
     """Stage 3's LoRA is a change to this student, so it ships joined with this adapter
     (`quantize.stack --run`), whatever the registry ships by then."""

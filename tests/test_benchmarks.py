@@ -146,3 +146,21 @@ def test_stage3_parity_shows_a_gguf_beside_the_torch_model_it_came_from(smollm2_
     assert max(diffs) < 0.15, max(diffs)
     same = sum(row[1].split()[0] == row[2].split()[0] for row in rows)
     assert same >= 14, rows
+
+
+def test_build_type_builds_a_candidate_adapter_with_its_own_calibration(smollm2_path, tmp_path, capsys):
+    """A new stage is measured as the merged file users would get, before it ships: the same
+    build as `models pull`, with the candidate adapter and the calibration stamped into it."""
+    from senti_edge.runtime.build import senti_metadata, stamp_metadata
+    from senti_edge.runtime.fetch import shipped_adapter
+    from senti_edge.runtime.registry import get_entry
+
+    candidate = tmp_path / "candidate.lora.gguf"
+    stamp_metadata(shipped_adapter(get_entry("senti-smollm2-135m")), candidate, {"senti_edge.calibration": "{}"})
+    out = tmp_path / "candidate.Q8_0.gguf"
+    load("build_type").main(["senti-smollm2-135m", "--type", "Q8_0", "--adapter", str(candidate), "--out", str(out)])
+    assert senti_metadata(out)["senti_edge.calibration"] == "{}"
+    assert f"{out} {out.stat().st_size} bytes sha256 " in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="does not exist"):
+        load("build_type").main(["senti-smollm2-135m", "--type", "Q8_0", "--adapter", str(tmp_path / "no.gguf"),
+                                 "--out", str(tmp_path / "x.gguf")])

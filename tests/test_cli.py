@@ -160,6 +160,8 @@ def test_aspects_output_has_the_grammar_shape(tmp_path):
         assert op["aspect"] is None or op["aspect"] in row["text"]  # the text's own words
         assert op["opinion"] in row["text"] and 1 <= len(op["category"]) <= 60
     assert len({json.dumps(op) for op in row["aspects"]}) == len(row["aspects"])  # no tuple twice
+    n = len(row["aspects"])
+    assert "1 text in" in res.stderr and f": 1 with {n} tuple{'s' * (n != 1)}" in res.stderr
 
 
 def test_output_file_is_written_atomically(run, reviews, tmp_path):

@@ -217,7 +217,7 @@ def _run(records, files, tally, the_task, fmt, output, quiet, document, chunk_la
                 results = [res for _, res in az.stream(batch, on_done=bar.update)]
             rows = [make_row(rec, res, **row_options) for rec, res in zip(batch, results)]
             fields_seen.update(name for rec in batch for name in (rec.fields or ()))
-            counts.update(r["label"] if "label" in r else f"{len(r['aspects'])} tuples" for r in rows)
+            counts.update(r["label"] if "label" in r else _tuples(len(r["aspects"])) for r in rows)
             with tqdm.external_write_mode(file=sys.stdout) if to_tty else contextlib.nullcontext():
                 writer.write_batch(rows)
         writer.close()
@@ -235,9 +235,14 @@ def _run(records, files, tally, the_task, fmt, output, quiet, document, chunk_la
         click.echo(f"warning: fields {', '.join(sorted(writer.unknown))} first appear after the CSV header was "
                    "written and are not in the CSV; use -o jsonl, or --keep-fields", err=True)
     n, dt = sum(counts.values()), time.perf_counter() - t0
-    dist = ", ".join(f"{k} {v}" for k, v in counts.most_common())
+    # "positive 7, negative 5"; for opinion lists "2 with 1 tuple, 1 with 0 tuples"
+    dist = ", ".join(f"{v} with {k}" if the_task.generative else f"{k} {v}" for k, v in counts.most_common())
     more = f"; {tally.summary()}" if tally.summary() else ""
-    click.echo(f"{n} texts in {dt:.1f} s ({n / dt:.3g} texts/s): {dist}{more}", err=True)
+    click.echo(f"{n} text{'s' * (n != 1)} in {dt:.1f} s ({n / dt:.3g} texts/s): {dist}{more}", err=True)
+
+
+def _tuples(n: int) -> str:
+    return f"{n} tuple{'s' * (n != 1)}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

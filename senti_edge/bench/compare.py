@@ -54,6 +54,7 @@ def model_rows(results: dict) -> list[dict]:
             "format_error_rate": m.get("format_error_rate"),
             "size_mb": m["cost"]["size_bytes"] / 1e6 if m["cost"].get("size_bytes") else None,
             "cls_examples_per_s": sum(c["n"] for c in cls_cells) / eval_s if eval_s else None,
+            "peak_rss_mb": m["cost"].get("peak_rss_mb"),
         })
     return rows
 
@@ -79,7 +80,7 @@ def relative_rows(results: dict, teacher: str | None, bases: dict[str, str]) -> 
 
 def markdown(rows: list[dict]) -> str:
     head = ["model", "cls avg", "vs base", "share of teacher", "sst2 / yelp2 / twitter", "fine-grained micro-F1",
-            "format errors %", "size MB", "cls examples/s", "x teacher speed", "distractor / injection flips %"]
+            "format errors %", "size MB", "peak RSS MB", "cls examples/s", "x teacher speed", "distractor / injection flips %"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([
@@ -91,6 +92,7 @@ def markdown(rows: list[dict]) -> str:
             pct(r["fine_micro_f1"]),
             pct(r["format_error_rate"]),
             "-" if r["size_mb"] is None else f"{r['size_mb']:.1f}",
+            "-" if r.get("peak_rss_mb") is None else f"{r['peak_rss_mb']:.0f}",
             "-" if r["cls_examples_per_s"] is None else f"{r['cls_examples_per_s']:.2f}",
             "-" if r["speed_vs_teacher"] is None else f"{r['speed_vs_teacher']:.1f}",
             "-" if not r.get("robustness") else

@@ -32,7 +32,7 @@ def _results():
 
     def model(mid, scores, size, fer):
         return {"id": mid, "label": mid, "kind": "model", "format_error_rate": fer,
-                "scores": {d: {"mean": v} for d, v in scores.items()}, "cost": {"size_bytes": size}}
+                "scores": {d: {"mean": v} for d, v in scores.items()}, "cost": {"size_bytes": size, "peak_rss_mb": size / 4e5}}
 
     models = [model("student", {"sst2": 0.6, "irony18": 0.8, "opener": 0.2}, 100e6, 0.0),
               model("base", {"sst2": 0.3, "irony18": 0.3, "opener": 0.1}, 90e6, 0.1),
@@ -54,6 +54,7 @@ def test_compare_against_teacher_and_base():
     assert rows["base"]["vs_base"] is None
     table = compare.markdown(list(rows.values()))
     assert "| student | 70.0 ± 14.1 | +40.0 | 87.5% |" in table
+    assert "| 100.0 | 250 | 10.00 | 5.0 |" in table  # size MB, peak RSS MB, cls examples/s, x teacher speed
 
 
 def run(*args):

@@ -70,11 +70,12 @@ def file_sha256(path: Path | None) -> str | None:
     return _sha(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
-def model_files(spec: str) -> dict:
-    """The files a model spec resolves to, and their hashes (no model is loaded)."""
+def model_files(spec: str, task: str | None = None) -> dict:
+    """The files a model spec resolves to for `task` (a registry model may add a task adapter),
+    and their hashes (no model is loaded)."""
     from ..runtime.fetch import resolve
 
-    ref = resolve(spec)
+    ref = resolve(spec, task=task)
     return {"model_sha256": file_sha256(ref.path), "adapter_sha256": file_sha256(ref.adapter)}
 
 

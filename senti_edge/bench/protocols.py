@@ -54,16 +54,22 @@ class Shipped:
         self.engine = self.analyzer("binary").engine  # loads the model exactly as analyze does
 
     def analyzer(self, task: str, target: str | None = None):
+        """An Analyzer for `task`, on the shared engine unless the task loads other files (a
+        registry model's task adapter, say), as `analyze -t TASK` would."""
         from ..runtime.analyzer import Analyzer
+        from ..runtime.fetch import resolve
 
         key = (task, target)
         if key not in self._analyzers:
             opts = dict(task=task, target=target, n_threads=self.cfg.n_threads, n_ctx=self.cfg.n_ctx)
-            self._analyzers[key] = (Analyzer(engine=self.engine, **opts) if self.engine is not None
-                                    else Analyzer(model=self.model, **opts))
+            share = self.engine is not None and resolve(self.model, task=task) == self.engine.ref
+            self._analyzers[key] = Analyzer(engine=self.engine, **opts) if share else Analyzer(model=self.model, **opts)
         return self._analyzers[key]
 
     def close(self) -> None:
+        for az in self._analyzers.values():
+            if az.engine is not self.engine:
+                az.close()
         if self.engine is not None:
             self.engine.close()
 

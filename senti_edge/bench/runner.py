@@ -177,16 +177,22 @@ def plan(cfg: BenchConfig) -> list[Unit]:
             if uid in seen:
                 raise SentiEdgeError(f"{name!r} and {seen[uid]!r} would share the results folder {uid}; give each once")
             seen[uid] = name
-            files = model_files(name) if kind == "model" else {}
             protocol = cfg.protocol if kind == "model" else None
             seeds = cfg.seeds if protocol == "paper" else (None,)
-            cells = [Cell(d, s, cell_path(cfg.out_dir, uid, d.name, s, protocol), cell_key(cfg, kind, name, d, files))
+            # the shipped path loads what `analyze -t TASK` loads, task adapters included
+            tasks = {d.task for d in (*specs, DATASETS[cfg.robust_dataset])} if protocol == "shipped" else {None}
+            by_task = {t: model_files(name, t) for t in tasks} if kind == "model" else {}
+
+            def files(d: DatasetSpec) -> dict:
+                return by_task.get(d.task if protocol == "shipped" else None, {})
+
+            cells = [Cell(d, s, cell_path(cfg.out_dir, uid, d.name, s, protocol), cell_key(cfg, kind, name, d, files(d)))
                      for d in specs for s in seeds if kind == "model" or bl.applies(name, d)]
             if cfg.robust_n:
                 r = DATASETS[cfg.robust_dataset]
                 if kind == "model" or bl.applies(name, r):
                     cells.append(Cell(r, seeds[0], cell_path(cfg.out_dir, uid, ROBUSTNESS, seeds[0], protocol),
-                                      cell_key(cfg, kind, name, r, files, robust=True), robustness=True))
+                                      cell_key(cfg, kind, name, r, files(r), robust=True), robustness=True))
             units.append(Unit(name, kind, uid, cells))
     return units
 

@@ -23,6 +23,7 @@ from ..errors import SentiEdgeError
 from . import prompts, scoring
 from .tasks import TASKS, Task, get_task
 from .engine import Engine
+from .fetch import resolve
 
 BATCH = 64  # texts scored per Engine.score call; bounds memory while streaming
 
@@ -114,8 +115,8 @@ class Analyzer:
         if cfg.explain:
             prompts.explain_focus(self.task)  # refuse --explain where it does not apply, before loading
         self.shots = load_shots(cfg.shots, self.task) if cfg.shots and not self.task.generative else []
-        self.engine = engine or Engine(cfg.model, adapter=cfg.adapter, n_threads=cfg.n_threads, n_ctx=cfg.n_ctx,
-                                       verbose=cfg.verbose)
+        self.engine = engine or Engine(resolve(cfg.model, cfg.adapter, self.task.name), n_threads=cfg.n_threads,
+                                       n_ctx=cfg.n_ctx, verbose=cfg.verbose)
         self.prefix = prompts.build_prefix(self.task, self.shots, cfg.target) if not self.task.generative else []
         self.label_ids = self.engine.label_token_ids(self.task.labels) if not self.task.generative else []
         self.calibration_method = "none"

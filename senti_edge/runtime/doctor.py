@@ -30,7 +30,7 @@ def report(probe: bool = True) -> dict:
     from .cpu import ENV, cpu, decide, known_decision, llama_system_info
     from .engine import free_cores
     from ..files import cache_home
-    from .fetch import is_present, materialise, shipped_adapter
+    from .fetch import is_present, materialise, shipped_adapter, task_adapter
     from .registry import load_registry
 
     c = cpu()
@@ -39,15 +39,18 @@ def report(probe: bool = True) -> dict:
         if not is_present(entry):
             continue
         path = materialise(entry)
-        adapter = shipped_adapter(entry) if entry.base and not entry.build else None
         stamp = path.with_name(path.name + ".verified")
         sha = json.loads(stamp.read_text())["sha256"] if stamp.is_file() else None
-        models.append({"name": name, "path": str(path), "sha256": sha, "adapter": str(adapter) if adapter else None})
-        try:
-            d = decide(path, adapter) if probe else known_decision(path, adapter)
-            decisions[name] = {"extra_bufts": d.extra_bufts, "reason": d.reason} if d else "not probed yet"
-        except Exception as exc:  # a report must never fail half-way
-            decisions[name] = f"error: {exc}"
+        # the model as loaded for most tasks, then once per task adapter (each is its own CPU decision)
+        loads = [(name, shipped_adapter(entry) if entry.base and not entry.build else None)]
+        loads += [(f"{name} -t {task}", task_adapter(entry, task)) for task, _, _ in entry.task_adapters]
+        for label, adapter in loads:
+            models.append({"name": label, "path": str(path), "sha256": sha, "adapter": str(adapter) if adapter else None})
+            try:
+                d = decide(path, adapter) if probe else known_decision(path, adapter)
+                decisions[label] = {"extra_bufts": d.extra_bufts, "reason": d.reason} if d else "not probed yet"
+            except Exception as exc:  # a report must never fail half-way
+                decisions[label] = f"error: {exc}"
     return {
         "senti-edge": _version("senti-edge"),
         "python": sys.version.split()[0],

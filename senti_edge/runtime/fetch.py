@@ -232,16 +232,29 @@ def pull(entry: ModelEntry, *, force: bool = False) -> Path:
     return path
 
 
+def _packaged(entry: ModelEntry, name: str | None, expected: str | None) -> Path:
+    """An adapter file inside the installed package, after a sha256 check."""
+    path = Path(str(resources.files("senti_edge.data").joinpath(name or "")))
+    if not name or not path.is_file():
+        raise SentiEdgeError(f"model {entry.name!r}: its adapter {name} is missing from the package; reinstall senti-edge")
+    digest = sha256_file(path)
+    if expected and digest != expected:
+        raise SentiEdgeError(f"model {entry.name!r}: adapter {path} has sha256 {digest}, expected "
+                             f"{expected}; reinstall senti-edge")
+    return path
+
+
 def shipped_adapter(entry: ModelEntry) -> Path:
     """The distilled entry's adapter inside the installed package, after a sha256 check."""
-    path = Path(str(resources.files("senti_edge.data").joinpath(entry.adapter or "")))
-    if not entry.adapter or not path.is_file():
-        raise SentiEdgeError(f"model {entry.name!r}: its adapter {entry.adapter} is missing from the package; reinstall senti-edge")
-    digest = sha256_file(path)
-    if entry.adapter_sha256 and digest != entry.adapter_sha256:
-        raise SentiEdgeError(f"model {entry.name!r}: adapter {path} has sha256 {digest}, expected "
-                             f"{entry.adapter_sha256}; reinstall senti-edge")
-    return path
+    return _packaged(entry, entry.adapter, entry.adapter_sha256)
+
+
+def task_adapter(entry: ModelEntry, task: str | None) -> Path | None:
+    """The LoRA the entry applies for `task` alone (hash-checked), or None."""
+    for name, file, sha256 in entry.task_adapters:
+        if name == task:
+            return _packaged(entry, file, sha256)
+    return None
 
 
 @dataclass(frozen=True)
@@ -268,8 +281,10 @@ def _gguf_path(spec: str) -> Path | None:
     return None
 
 
-def resolve(spec: str | None = None, adapter: str | None = None) -> ModelRef:
-    """Turn a model spec into files: a registry name, a `.gguf` path, or `BASE+ADAPTER.gguf`."""
+def resolve(spec: str | None = None, adapter: str | None = None, task: str | None = None) -> ModelRef:
+    """Turn a model spec into files: a registry name, a `.gguf` path, or `BASE+ADAPTER.gguf`.
+    With `task`, a registry entry's adapter for that task (`task_adapters`) is applied unless
+    another adapter is given."""
     spec = spec or os.environ.get("SENTI_EDGE_MODEL") or DEFAULT_MODEL
     if adapter is None and "+" in spec and not Path(spec).exists():
         spec, adapter = spec.rsplit("+", 1)
@@ -288,4 +303,6 @@ def resolve(spec: str | None = None, adapter: str | None = None) -> ModelRef:
         adapter_path = Path(adapter).expanduser()
         if not adapter_path.is_file():
             raise SentiEdgeError(f"adapter file not found: {adapter}")
+    else:
+        adapter_path = task_adapter(entry, task)
     return ModelRef(path=path, entry=entry, adapter=adapter_path)

@@ -51,12 +51,16 @@ class ModelEntry:
     adapter: str | None = None  # ... and their GGUF LoRA, shipped inside senti_edge/data
     adapter_sha256: str | None = None
     build: str | None = None  # distilled entries: merge the adapter and quantize to this type
+    # (task, GGUF LoRA inside senti_edge/data, its sha256): applied at load time for that task only,
+    # so a stage that teaches one task (opinion lists) leaves every other task's logits as they were
+    task_adapters: tuple[tuple[str, str, str], ...] = ()
 
     @classmethod
     def from_dict(cls, name: str, d: dict) -> "ModelEntry":
-        known = {f for f in cls.__dataclass_fields__ if f not in ("name", "sources")}
+        known = {f for f in cls.__dataclass_fields__ if f not in ("name", "sources", "task_adapters")}
         kwargs = {k: v for k, v in d.items() if k in known}
         sources = tuple(Source(**s) for s in d.get("sources", ()))
+        kwargs["task_adapters"] = tuple((task, a["adapter"], a["sha256"]) for task, a in d.get("task_adapters", {}).items())
         if "file" not in kwargs:
             kwargs["file"] = Path(d.get("path", name)).name
         return cls(name=name, sources=sources, **kwargs)

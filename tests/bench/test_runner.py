@@ -280,3 +280,22 @@ def test_ece_and_recall_per_label_reach_the_report_and_old_cells_are_scored_agai
     assert set(majority["details"]["sst2"]["recall"].values()) == {0.0, 1.0}  # one label always
     md = (c.out_dir / "results.md").read_text()
     assert "| sst2 (negative/positive) |" in md and "| 0.100 |" in md and "| 100/100 |" in md
+
+
+def test_the_shipped_path_keys_a_cell_on_the_task_adapter_analyze_would_load(tiny_bench, tmp_path, monkeypatch):
+    """A registry model may apply a LoRA for one task only (`task_adapters`): its cells of that
+    task are keyed on that adapter too, so a new task adapter recomputes them and nothing else."""
+    seen = []
+
+    def files(name, task=None):
+        seen.append(task)
+        return {"model_sha256": "m", "adapter_sha256": "lists" if task == "aspects" else None}
+
+    monkeypatch.setattr(runner, "model_files", files)
+    keys = {c.path.stem: c.key for c in runner.plan(cfg(tiny_bench, models=("reg-model",), baselines=(),
+                                                             datasets=("sst2", "atsa_rest16")))[0].cells}
+    assert keys["atsa_rest16"]["adapter_sha256"] == "lists"
+    assert keys["sst2"]["adapter_sha256"] is None and keys["robustness"]["adapter_sha256"] is None
+    assert sorted(set(seen), key=str) == ["aspects", "binary"]
+    paper = runner.plan(cfg(tiny_bench, models=("reg-model",), baselines=(), datasets=("atsa_rest16",), protocol="paper"))
+    assert paper[0].cells[0].key["adapter_sha256"] is None  # the paper protocol loads the bare model file

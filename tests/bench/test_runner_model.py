@@ -161,3 +161,32 @@ def test_shipped_cell_equals_analyze(smollm2_path, sentibench_dir, tmp_path):
     rob = json.loads(runner.cell_path(out, mid, "robustness", None, "shipped").read_text())["robustness"]
     assert rob["n"] == 4 and set(rob) >= {"distractor_flip_rate", "injection_flip_rate", "injection_to_target"}
     assert res["models"][0]["robustness"]["n"] == 4
+
+
+def test_shipped_opinion_lists_load_the_task_adapter_as_analyze_does(sentibench_dir, tmp_path):
+    """The default applies its aspects LoRA for `-t aspects` only: the bench's aspects cells load
+    it (on an engine of their own) and give exactly `analyze`'s lists, the label cells share the
+    plain merged file."""
+    from senti_edge.bench.protocols import Shipped
+    from senti_edge.runtime.analyzer import Analyzer
+    from senti_edge.runtime.fetch import is_present
+    from senti_edge.runtime.registry import DEFAULT_MODEL, get_entry
+
+    if not is_present(get_entry(DEFAULT_MODEL)) or not get_entry(DEFAULT_MODEL).task_adapters:
+        pytest.skip(f"{DEFAULT_MODEL} with a task adapter is not built here; run `senti-edge models pull`")
+    out = tmp_path / "s"
+    cfg = BenchConfig(data_dir=sentibench_dir, out_dir=out, models=(DEFAULT_MODEL,), datasets=("atsa_rest16",),
+                      limit=3, n_threads=1, robust_n=0)
+    sh = Shipped(DEFAULT_MODEL, cfg)
+    try:
+        assert sh.analyzer("polarity").engine is sh.engine and sh.engine.ref.adapter is None
+        lists = sh.analyzer("aspects").engine
+        assert lists is not sh.engine and lists.ref.adapter.name == "senti-smollm2-135m-aspects.lora.gguf"
+    finally:
+        sh.close()
+    run_bench(cfg, progress=False)
+    cell = _cell(out, DEFAULT_MODEL, "atsa_rest16", protocol="shipped")
+    assert cell["settings"]["adapter_sha256"] == get_entry(DEFAULT_MODEL).task_adapters[0][2]
+    texts = [it.text for it in load_split(sentibench_dir, DATASETS["atsa_rest16"], "val", limit=3)]
+    with Analyzer(model=DEFAULT_MODEL, task="aspects", n_threads=1) as az:
+        assert [p["aspects"] for p in cell["predictions"]] == [r["aspects"] for r in az.extract(texts)]

@@ -115,6 +115,28 @@ def test_distilled_entries_pair_a_base_with_a_shipped_adapter(tmp_home, tmp_path
         fetch.resolve("toy-senti")
 
 
+def test_a_task_adapter_is_applied_for_its_task_only(tmp_home, tmp_path, monkeypatch):
+    """`analyze -t aspects` on an entry with an aspects adapter loads it; every other task, and
+    an adapter the user names, do not."""
+    base = _wheel_entry(tmp_home, [b"GGUF" + b"\0" * 60], name="toy")
+    lists = tmp_path / "toy-aspects.lora.gguf"
+    lists.write_bytes(b"GGUF lists")
+    good = hashlib.sha256(lists.read_bytes()).hexdigest()
+    shipped = {"toy": {"file": base.file, "size": base.size, "sha256": base.sha256, "licence": "x",
+                       "sources": [s.__dict__ for s in base.sources],
+                       "task_adapters": {"aspects": {"adapter": str(lists), "sha256": good}}}}
+    monkeypatch.setattr(registry, "_shipped", lambda: shipped)
+    assert registry.get_entry("toy").task_adapters == (("aspects", str(lists), good),)
+    assert fetch.resolve("toy", task="aspects").adapter == lists
+    assert fetch.resolve("toy", task="polarity").adapter is None and fetch.resolve("toy").adapter is None
+    mine = tmp_path / "mine.lora.gguf"
+    mine.write_bytes(b"GGUF mine")
+    assert fetch.resolve("toy", str(mine), task="aspects").adapter == mine
+    shipped["toy"]["task_adapters"]["aspects"]["sha256"] = "0" * 64
+    with pytest.raises(SentiEdgeError, match="reinstall senti-edge"):
+        fetch.resolve("toy", task="aspects")
+
+
 @pytest.fixture
 def built_entry(tmp_home, tmp_path, monkeypatch, tiny_gguf):
     """A distilled entry with `build`: a toy base, a toy adapter carrying a calibration, and a fake

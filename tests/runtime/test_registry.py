@@ -6,8 +6,9 @@ import pytest
 
 from senti_edge.errors import SentiEdgeError
 from senti_edge.runtime import registry
-from senti_edge.runtime.fetch import shipped_adapter
+from senti_edge.runtime.fetch import shipped_adapter, task_adapter
 from senti_edge.runtime.registry import ModelEntry
+from senti_edge.runtime.tasks import TASKS
 
 
 def test_shipped_registry_is_complete():
@@ -20,6 +21,8 @@ def test_shipped_registry_is_complete():
             assert shipped_adapter(e).stat().st_size < 32_000_000  # keep the repo small (the default's rank 48: 29.5 MB)
         else:
             assert len(e.sha256) == 64 and e.size > 0 and e.sources
+        for task, _, _ in e.task_adapters:  # a LoRA for one task, inside the package and hash-checked
+            assert task in TASKS and task_adapter(e, task).stat().st_size < 12_000_000  # rank 16: 9.8 MB
 
 
 def test_register_local_adds_a_named_model(tmp_home, tmp_path):

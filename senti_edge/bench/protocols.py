@@ -43,35 +43,42 @@ def item_seed(seed: int, index: int) -> int:
 
 
 class Shipped:
-    """`senti-edge analyze`'s path: Analyzers sharing the engine the first one loaded."""
+    """`senti-edge analyze`'s path: an Analyzer per task (and P-Stance target), on one engine per
+    set of files the tasks resolve to (the default's aspects task loads its task adapter)."""
 
     protocol = "shipped"
 
     def __init__(self, model: str, cfg):
         self.model, self.cfg = model, cfg
+        self._engines: dict = {}  # ModelRef -> Engine
         self._analyzers: dict = {}
-        self.engine = None
-        self.engine = self.analyzer("binary").engine  # loads the model exactly as analyze does
+        self.engine = self._engine("binary")  # loads the model exactly as analyze does
+
+    def _engine(self, task: str):
+        from ..runtime.engine import Engine
+        from ..runtime.fetch import resolve
+
+        ref = resolve(self.model, task=task)
+        if ref not in self._engines:
+            self._engines[ref] = Engine(ref, n_threads=self.cfg.n_threads, n_ctx=self.cfg.n_ctx)
+        return self._engines[ref]
+
+    def engine_for(self, spec: DatasetSpec):
+        """The engine a dataset's cell runs on (its files, load time and token counts)."""
+        return self._engine("aspects" if spec.generative else spec.task)
 
     def analyzer(self, task: str, target: str | None = None):
-        """An Analyzer for `task`, on the shared engine unless the task loads other files (a
-        registry model's task adapter, say), as `analyze -t TASK` would."""
         from ..runtime.analyzer import Analyzer
-        from ..runtime.fetch import resolve
 
         key = (task, target)
         if key not in self._analyzers:
-            opts = dict(task=task, target=target, n_threads=self.cfg.n_threads, n_ctx=self.cfg.n_ctx)
-            share = self.engine is not None and resolve(self.model, task=task) == self.engine.ref
-            self._analyzers[key] = Analyzer(engine=self.engine, **opts) if share else Analyzer(model=self.model, **opts)
+            self._analyzers[key] = Analyzer(engine=self._engine(task), task=task, target=target,
+                                            n_threads=self.cfg.n_threads, n_ctx=self.cfg.n_ctx)
         return self._analyzers[key]
 
     def close(self) -> None:
-        for az in self._analyzers.values():
-            if az.engine is not self.engine:
-                az.close()
-        if self.engine is not None:
-            self.engine.close()
+        for eng in self._engines.values():
+            eng.close()
 
     def classify(self, spec: DatasetSpec, train, test: Sequence[Item], seed: int, timer) -> tuple[list[dict], dict]:
         groups: dict[str | None, list[Item]] = {}
@@ -108,6 +115,9 @@ class Paper:
 
         self.cfg = cfg
         self.engine = Engine(model, n_threads=cfg.n_threads, n_ctx=cfg.n_ctx)
+
+    def engine_for(self, spec: DatasetSpec):
+        return self.engine
 
     def close(self) -> None:
         self.engine.close()

@@ -2,8 +2,9 @@
 
 `run_bench(config)` reads every selected split first (bad data fails before any model loads),
 then, per model, opens a session of the chosen protocol once (`protocols.Shipped`: what
-`senti-edge analyze` does; `protocols.Paper`: k-shot, uncalibrated), timing the load and
-resetting the peak-RSS counter, and evaluates its pending cells. Baselines are fitted on each
+`senti-edge analyze` does; `protocols.Paper`: k-shot, uncalibrated), resetting the peak-RSS
+counter, and evaluates its pending cells; each cell records the files its own engine loaded
+(`engine_info`: a task adapter counts in its size) and their load time. Baselines are fitted on each
 dataset's train split (fit time and size recorded) and predict the same items.
 
 Every cell is scored here (`score_cell`: the metric, a 95% bootstrap interval and its
@@ -287,21 +288,21 @@ def guess_quant(ref) -> str:
 
 
 def _open_model(spec: str, cfg: BenchConfig):
-    """A protocol session on the model, and the model's facts (load time, size, quantization)."""
+    """A protocol session on the model, the peak-RSS counter reset as it opens."""
     peak_rss_reset()
-    t0 = time.perf_counter()
     try:
-        sess = SESSIONS[cfg.protocol](spec, cfg)
+        return SESSIONS[cfg.protocol](spec, cfg)
     except SentiEdgeError as exc:
         raise SentiEdgeError(f"model {spec}: {exc}") from None
-    load_s = time.perf_counter() - t0
-    eng = sess.engine
+
+
+def engine_info(eng, protocol: str) -> dict:
+    """The facts of the files a cell ran on (load time, size, quantization)."""
     ref = eng.ref
     size = ref.path.stat().st_size + (ref.adapter.stat().st_size if ref.adapter else 0)
-    info = {"name": ref.name, "path": str(ref.path), "adapter": str(ref.adapter) if ref.adapter else None,
-            "size_bytes": size, "quant": guess_quant(ref), "params": ref.entry.params, "load_s": load_s,
-            "n_threads": eng.n_threads, "n_ctx": eng.n_ctx, "protocol": cfg.protocol}
-    return sess, info
+    return {"name": ref.name, "path": str(ref.path), "adapter": str(ref.adapter) if ref.adapter else None,
+            "size_bytes": size, "quant": guess_quant(ref), "params": ref.entry.params, "load_s": eng.load_s,
+            "n_threads": eng.n_threads, "n_ctx": eng.n_ctx, "protocol": protocol}
 
 
 def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
@@ -395,7 +396,7 @@ def _run_locked(cfg: BenchConfig, units: list[Unit], data, progress: bool) -> di
 def _run_unit(unit: Unit, cells: list[Cell], cfg: BenchConfig, data, machine: dict, bar) -> None:
     sess = None
     if unit.kind == "model":
-        sess, info = _open_model(unit.spec, cfg)
+        sess = _open_model(unit.spec, cfg)
     else:
         peak_rss_reset()
         info = {"name": unit.spec, "path": None, "adapter": None, "quant": "", "params": "", "load_s": 0.0,
@@ -412,9 +413,10 @@ def _run_unit(unit: Unit, cells: list[Cell], cfg: BenchConfig, data, machine: di
             bar.set_description(f"{unit.id} {cell.spec.name}" + (" robustness" if cell.robustness else ""))
             body = (_robustness_cell(unit, cell, cfg, data, sess, baseline, bar) if cell.robustness
                     else _dataset_cell(unit, cell, cfg, data, sess, baseline, bar))
-            cell_info = dict(info)
-            if unit.kind == "baseline":
-                cell_info["size_bytes"] = body["cost"].get("size_bytes")
+            if sess is not None:  # after the cell: a task may open its own engine
+                cell_info = engine_info(sess.engine_for(cell.spec), cfg.protocol)
+            else:
+                cell_info = dict(info, size_bytes=body["cost"].get("size_bytes"))
             write_json(cell.path, {"model": unit.spec, "model_id": unit.id, "kind": unit.kind,
                                    "protocol": cfg.protocol if unit.kind == "model" else None,
                                    "dataset": ROBUSTNESS if cell.robustness else cell.spec.name,
@@ -471,11 +473,12 @@ def _model_predictions(cell: Cell, cfg: BenchConfig, sess, train, test: list[Ite
                 bar.update(len(part))
                 continue
             timer = Timer(bar.update)
-            before = [getattr(sess.engine.stats, s) for s in _STATS]
+            stats = sess.engine_for(cell.spec).stats
+            before = [getattr(stats, s) for s in _STATS]
             preds, extra = run(cell.spec, train, part, cell.seed, timer)
             for p, ms in zip(preds, timer.ms):
                 p["ms"] = round(ms, 3)
-            counts = {s: getattr(sess.engine.stats, s) - b for s, b in zip(_STATS, before)}
+            counts = {s: getattr(stats, s) - b for s, b in zip(_STATS, before)}
             chunks[start] = {"start": start, "preds": preds, "extra": extra, "eval_s": timer.cost()["eval_s"], **counts}
             log_.append(chunks[start])
     ordered = [chunks[s] for s in sorted(chunks)]

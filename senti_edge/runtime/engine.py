@@ -31,6 +31,7 @@ import ctypes
 import logging
 import os
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -113,6 +114,7 @@ class Engine:
     ):
         """`extra_bufts`: llama.cpp's repacked weight buffers; None asks `cpu.decide`, which
         probes this CPU in a child process once (they crash some AMX machines)."""
+        t0 = time.perf_counter()
         self.ref = model if isinstance(model, ModelRef) else resolve(model, adapter)
         check_gguf(self.ref.path)
         if self.ref.adapter is not None:
@@ -168,6 +170,7 @@ class Engine:
         self._stack.callback(llama_cpp.llama_batch_free, self._batch)
         self._prefix: list[int] = []  # tokens held by sequence 0
         self.template = self.ref.entry.template or self._detect_template()
+        self.load_s = time.perf_counter() - t0  # the bench's load column
 
     # -- lifecycle ---------------------------------------------------------------------------
 

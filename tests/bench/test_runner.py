@@ -173,8 +173,11 @@ class _StandIn:
 
         from senti_edge.runtime.fetch import resolve
 
-        self.engine = SimpleNamespace(ref=resolve(model), n_threads=1, n_ctx=cfg.n_ctx,
+        self.engine = SimpleNamespace(ref=resolve(model), n_threads=1, n_ctx=cfg.n_ctx, load_s=0.0,
                                       stats=SimpleNamespace(prompt_tokens=0, generated_tokens=0, truncated=0))
+
+    def engine_for(self, spec):
+        return self.engine
 
     def classify(self, spec, train, test, seed, timer):
         if self.stop_after is not None and len(self.scored) >= self.stop_after:

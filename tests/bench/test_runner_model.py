@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,7 +176,7 @@ def test_shipped_opinion_lists_load_the_task_adapter_as_analyze_does(sentibench_
     if not is_present(get_entry(DEFAULT_MODEL)) or not get_entry(DEFAULT_MODEL).task_adapters:
         pytest.skip(f"{DEFAULT_MODEL} with a task adapter is not built here; run `senti-edge models pull`")
     out = tmp_path / "s"
-    cfg = BenchConfig(data_dir=sentibench_dir, out_dir=out, models=(DEFAULT_MODEL,), datasets=("atsa_rest16",),
+    cfg = BenchConfig(data_dir=sentibench_dir, out_dir=out, models=(DEFAULT_MODEL,), datasets=("atsa_rest16", "sst2"),
                       limit=3, n_threads=1, robust_n=0)
     sh = Shipped(DEFAULT_MODEL, cfg)
     try:
@@ -187,6 +188,11 @@ def test_shipped_opinion_lists_load_the_task_adapter_as_analyze_does(sentibench_
     run_bench(cfg, progress=False)
     cell = _cell(out, DEFAULT_MODEL, "atsa_rest16", protocol="shipped")
     assert cell["settings"]["adapter_sha256"] == get_entry(DEFAULT_MODEL).task_adapters[0][2]
+    # the cell describes and counts the engine it ran on, not the shared one
+    info, plain = cell["model_info"], _cell(out, DEFAULT_MODEL, "sst2", protocol="shipped")["model_info"]
+    assert Path(info["adapter"]).name == "senti-smollm2-135m-aspects.lora.gguf" and plain["adapter"] is None
+    assert info["size_bytes"] == plain["size_bytes"] + Path(info["adapter"]).stat().st_size
+    assert cell["cost"]["prompt_tokens"] > 0 and cell["cost"]["generated_tokens"] > 0
     texts = [it.text for it in load_split(sentibench_dir, DATASETS["atsa_rest16"], "val", limit=3)]
     with Analyzer(model=DEFAULT_MODEL, task="aspects", n_threads=1) as az:
         assert [p["aspects"] for p in cell["predictions"]] == [r["aspects"] for r in az.extract(texts)]

@@ -16,7 +16,8 @@ or a baseline fitted on the dataset's train split (`bench.baselines`). Three fam
 - trained kinds: stage 3's own distractors (`distill.consistency`: its first harmless sentences
   and instructions, both directions, appended and prepended).
 
-Prints one table per dataset and writes every rate to --out.
+Prints one table per dataset, and where the flips went (clean -> perturbed label counts), and
+writes every rate to --out.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +104,12 @@ def main(argv=None) -> None:
                                                                   f"({100 * np.nan_to_num(r['injection_to_target']):.0f})")
                 cells += [d, j]
             print(f"| {who} | " + " | ".join(cells) + " |")
+        for who, fams in rows.items():  # where the flips went, over all families
+            for fam in ("distractor", "injection"):
+                c = Counter()
+                for r in fams.values():
+                    c.update(r[f"{fam}_moves"])
+                print(f"  {who} {fam} flips: " + (", ".join(f"{k} {v}" for k, v in c.most_common()) or "none"))
     if args.out:
         args.out.write_text(json.dumps(out, indent=2) + "\n")
 

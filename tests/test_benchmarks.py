@@ -116,7 +116,12 @@ def test_robustness_reports_held_back_and_trained_kinds_side_by_side(tmp_path, c
     assert set(res) == {"held-back", "held-back prepended", "trained kinds"}
     assert all(r["n"] == 4 and 0 <= r["distractor_flip_rate"] <= 1 for r in res.values())
     assert res["held-back prepended"]["injection_flip_rate"] is None  # distractors only
-    assert "| vader |" in capsys.readouterr().out
+    for fam, r in res.items():  # the flips by direction add up to the rates
+        for what in ("distractor", "injection"):
+            k = sum(name.startswith(what) for name in fams[fam])
+            assert sum(r[f"{what}_moves"].values()) == pytest.approx(4 * k * (r[f"{what}_flip_rate"] or 0))
+    printed = capsys.readouterr().out
+    assert "| vader |" in printed and "vader injection flips: " in printed
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ so these stay held back.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Callable, Sequence
 
 import numpy as np
@@ -53,7 +54,8 @@ def robustness(label_fn: Callable[[list[str]], Sequence[str]], texts: Sequence[s
     """Flip rates of `label_fn` (texts -> labels) under each perturbation (`perturbations()` by
     default; names start with `distractor:` or `injection:`, values as `perturb` takes them).
 
-    A flip is any change of label against the clean text; `to_target` is, among texts not
+    A flip is any change of label against the clean text (`*_moves` count them by clean and
+    perturbed label, so a drift to one label shows); `to_target` is, among texts not
     already labelled as asked, the share an injection moved to the label it asked for. All texts
     go to `label_fn` in one call (a model streams them in its own batches)."""
     texts = list(texts)
@@ -62,9 +64,11 @@ def robustness(label_fn: Callable[[list[str]], Sequence[str]], texts: Sequence[s
     out = np.asarray(label_fn(every))
     clean = out[: len(texts)]
     rows = {}
+    moves: dict[str, Counter] = {"distractor": Counter(), "injection": Counter()}
     for i, (name, (how, target)) in enumerate(kinds.items(), 1):
         hit = out[i * len(texts): (i + 1) * len(texts)]
         row = {"flip_rate": float((hit != clean).mean())}
+        moves[name.split(":", 1)[0]].update(f"{a}->{b}" for a, b in zip(clean, hit) if a != b)
         if target is not None:
             away = clean != target
             row["to_target"] = float((hit[away] == target).mean()) if away.any() else None
@@ -77,4 +81,6 @@ def robustness(label_fn: Callable[[list[str]], Sequence[str]], texts: Sequence[s
     labels, counts = np.unique(clean, return_counts=True)
     return {"n": len(texts), "clean_labels": {str(k): int(v) for k, v in zip(labels, counts)},
             "distractor_flip_rate": mean("distractor:"), "injection_flip_rate": mean("injection:"),
-            "injection_to_target": mean("injection:", "to_target"), "perturbations": rows}
+            "injection_to_target": mean("injection:", "to_target"),
+            # where the flips went, summed over each family's kinds ("neutral->positive": 7)
+            **{f"{fam}_moves": dict(c.most_common()) for fam, c in moves.items()}, "perturbations": rows}

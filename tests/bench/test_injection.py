@@ -92,6 +92,8 @@ def test_robustness_columns_with_any_labeller():
         else:
             assert row == {"flip_rate": 0.0}, name
     assert r["injection_flip_rate"] == pytest.approx(1 / 3) and r["injection_to_target"] == pytest.approx(0.5)
+    # 4 attacks ask for positive, each moving both negative texts; nothing else moved
+    assert r["injection_moves"] == {"negative->positive": 8} and r["distractor_moves"] == {}
 
 
 def test_distractors_carry_no_sentiment_for_vader():

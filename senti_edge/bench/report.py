@@ -71,10 +71,11 @@ def summarize_model(uid: str, name: str, kind: str, cells: list[dict], datasets:
     n = sum(c["n"] for c in cells)
     eval_s = sum(c["cost"]["eval_s"] for c in cells)
     info = dict(cells[-1]["model_info"]) if cells else {}
-    sizes = [c["cost"].get("size_bytes") for c in cells if c["cost"].get("size_bytes")]
+    # a baseline's fitted size, else the files a cell loaded: the largest (a task adapter included)
+    sizes = [b for c in cells if (b := c["cost"].get("size_bytes") or c["model_info"].get("size_bytes"))]
     fits = [c["cost"].get("fit_s") for c in cells if c["cost"].get("fit_s") is not None]
     cost = {
-        "size_bytes": max(sizes) if sizes else info.get("size_bytes"), "load_s": info.get("load_s"),
+        "size_bytes": max(sizes, default=None), "load_s": info.get("load_s"),
         "fit_s": sum(fits) if fits else None,
         "peak_rss_mb": max((c["cost"]["peak_rss_mb"] for c in cells), default=None),
         "prompt_tokens": sum(c["cost"].get("prompt_tokens", 0) for c in cells),

@@ -343,12 +343,17 @@ def _remove_if_empty(out: Path) -> None:
 
 
 def report_only(cfg: BenchConfig) -> dict:
-    """Rewrite results.json, results.md and the plots from the cells on disk; run nothing."""
+    """Rewrite results.json, results.md and the plots from the cells on disk; run nothing.
+
+    config.json is rewritten too: it describes the reports beside it, so a subset run's config
+    does not stay next to reports rebuilt over every model.
+    """
     from .report import write_reports
 
     if not cfg.out_dir.is_dir():
         raise SentiEdgeError(f"{cfg.out_dir} does not exist; run the bench into it first")
     units = plan(cfg)
+    write_json(cfg.out_dir / "config.json", cfg.to_dict())
     return write_reports(cfg.out_dir, cfg, machine_info(cfg.n_threads), units,
                          current_cells(cfg, units, load_data(cfg, units)))
 

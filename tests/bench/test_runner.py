@@ -285,6 +285,21 @@ def test_ece_and_recall_per_label_reach_the_report_and_old_cells_are_scored_agai
     assert "| sst2 (negative/positive) |" in md and "| 0.100 |" in md and "| 100/100 |" in md
 
 
+def test_report_only_rewrites_the_config_so_it_describes_the_reports(tiny_bench, tmp_path, monkeypatch):
+    """A subset run writes its own config.json; rebuilding the reports over every model must not
+    leave that subset's config beside them."""
+    monkeypatch.setattr(_StandIn, "scored", [])
+    monkeypatch.setattr(_StandIn, "stop_after", None)
+    full = cfg(tiny_bench, baselines=("majority", "vader"), datasets=("sst2",), robust_n=0)
+    runner.run_bench(full, progress=False)
+    runner.run_bench(cfg(tiny_bench, baselines=("majority",), datasets=("sst2",), robust_n=0), progress=False)
+    assert json.loads((full.out_dir / "config.json").read_text())["baselines"] == ["majority"]
+    runner.report_only(full)
+    assert json.loads((full.out_dir / "config.json").read_text())["baselines"] == ["majority", "vader"]
+    assert [m["name"] for m in json.loads((full.out_dir / "results.json").read_text())["models"]][-2:] == \
+        ["majority", "vader"]
+
+
 def test_the_shipped_path_keys_a_cell_on_the_task_adapter_analyze_would_load(tiny_bench, tmp_path, monkeypatch):
     """A registry model may apply a LoRA for one task only (`task_adapters`): its cells of that
     task are keyed on that adapter too, so a new task adapter recomputes them and nothing else."""

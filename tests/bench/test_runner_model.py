@@ -185,7 +185,7 @@ def test_shipped_opinion_lists_load_the_task_adapter_as_analyze_does(sentibench_
         assert lists is not sh.engine and lists.ref.adapter.name == "senti-smollm2-135m-aspects.lora.gguf"
     finally:
         sh.close()
-    run_bench(cfg, progress=False)
+    res = run_bench(cfg, progress=False)
     cell = _cell(out, DEFAULT_MODEL, "atsa_rest16", protocol="shipped")
     assert cell["settings"]["adapter_sha256"] == get_entry(DEFAULT_MODEL).task_adapters[0][2]
     # the cell describes and counts the engine it ran on, not the shared one
@@ -193,6 +193,7 @@ def test_shipped_opinion_lists_load_the_task_adapter_as_analyze_does(sentibench_
     assert Path(info["adapter"]).name == "senti-smollm2-135m-aspects.lora.gguf" and plain["adapter"] is None
     assert info["size_bytes"] == plain["size_bytes"] + Path(info["adapter"]).stat().st_size
     assert cell["cost"]["prompt_tokens"] > 0 and cell["cost"]["generated_tokens"] > 0
+    assert res["models"][0]["cost"]["size_bytes"] == info["size_bytes"]  # the row: the most a task loads
     texts = [it.text for it in load_split(sentibench_dir, DATASETS["atsa_rest16"], "val", limit=3)]
     with Analyzer(model=DEFAULT_MODEL, task="aspects", n_threads=1) as az:
         assert [p["aspects"] for p in cell["predictions"]] == [r["aspects"] for r in az.extract(texts)]

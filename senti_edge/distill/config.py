@@ -21,6 +21,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from ..errors import SentiEdgeError
+from ..sentibench import DATASETS
 
 PERSPECTIVES = ("polarity", "emotion", "aspects", "stance", "irony", "intensity")
 QC_REASONS = ("teacher_error", "empty", "truncated", "off_format", "repetitive", "inconsistent")
@@ -135,6 +136,7 @@ class ConsistencyConfig:
     init: str = field(default="icldist", metadata={"help": "start from stage 2's adapter (icldist) or a new LoRA on the student (fresh)"})
     gold: str = field(default="filter", metadata={"help": "teacher answers that disagree with the train label: filter (drop), correct (train label instead) or weight (by the teacher's probability of the train label)"})
     gold_texts: int = field(default=0, metadata={"help": "more train texts per classification set, with their train label as target"})
+    gold_datasets: list = field(default_factory=list, metadata={"help": "the classification sets (bench names, e.g. twitter) that get gold_texts; empty: every set"})
     distractor_share: float = field(default=0.5, metadata={"help": "share of examples that also appear with a distractor appended or prepended"})
     text_chars: int = field(default=1000, metadata={"help": "cut texts to this many characters"})
     replay: float = field(default=0.1, metadata={"help": "share of stage 2's examples mixed in"})
@@ -148,6 +150,10 @@ class ConsistencyConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise SentiEdgeError(f"consistency.{name} must be in [0, 1], got {getattr(self, name)}")
         _check_positive("consistency.gold_texts", self.gold_texts, zero_ok=True)
+        known = sorted(n for n, d in DATASETS.items() if d.task != "aspects")
+        for name in self.gold_datasets:
+            if name not in known:
+                raise SentiEdgeError(f"consistency.gold_datasets entry {name!r} is not a classification set; choose from {', '.join(known)}")
         _check_positive("consistency.aspects_gold", self.aspects_gold, zero_ok=True)
         _check_positive("consistency.text_chars", self.text_chars)
 

@@ -12,7 +12,8 @@ builds, from records the teacher already wrote (no teacher call):
 - quality control v2 (`gold`): `filter` drops answers that disagree with the train label (as
   stage 2 does), `correct` replaces them with the train label (no KL term for those), `weight`
   keeps them weighted by the teacher's probability of the train label;
-- optionally `gold_texts` more train texts per dataset with their train label as target;
+- optionally `gold_texts` more train texts per dataset (or per set of `gold_datasets`) with
+  their train label as target;
 - for a share of those examples, a copy whose text has a distractor appended or prepended
   (`TRAIN_KINDS`: harmless sentences, fragments of other texts, injected instructions, fake
   answer fields, separators), with the clean text's target, so what is written around an
@@ -176,8 +177,9 @@ def examples(records: Sequence[dict], corpus: Corpus, cfg: DistillConfig, old: S
             else:  # weight
                 weight = float(p[ds_labels.index(item.label)]) if item.label in ds_labels else 0.0
         base.append((f"c:{rec['id']}", item, task_name, label, kl, weight))
+    gold_dirs = {DATASETS[name].dir for name in cc.gold_datasets}
     for ds, (task_name, _) in SENTIBENCH.items():
-        if task_name == "aspects" or cc.gold_texts <= 0:
+        if task_name == "aspects" or cc.gold_texts <= 0 or gold_dirs and ds not in gold_dirs:
             continue
         pool = [it for it in corpus.labelled(ds) if it.ref not in seen]
         for it in rng.sample(pool, min(cc.gold_texts, len(pool))):

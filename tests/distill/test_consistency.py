@@ -86,6 +86,17 @@ def test_stance_keeps_its_target_and_gets_no_kl_over_a_label_the_teacher_was_not
     assert text_of(ex).startswith(build_prefix(TASKS["stance"], (), "Bernie Sanders")[0].text)
 
 
+def test_gold_datasets_give_gold_texts_to_the_named_sets_only(cfg_factory):
+    cfg, corpus = setup(cfg_factory, distractor_share=0.0, replay=0.0, gold_texts=3)
+    every = {e["id"].split(":")[1] for e in consistency.examples([], corpus, cfg)}
+    assert every == {"sc/sst2", "multifaced/pstance"}  # the fixture's two labelled sets
+    cfg, corpus = setup(cfg_factory, distractor_share=0.0, replay=0.0, gold_texts=3, gold_datasets=["pstance"])
+    ex = consistency.examples([], corpus, cfg)
+    assert len(ex) == 3 and {e["id"].split(":")[1] for e in ex} == {"multifaced/pstance"}
+    with pytest.raises(SentiEdgeError, match="gold_datasets entry 'opener' is not a classification set"):
+        cfg_factory(consistency={"gold_datasets": ["opener"]})
+
+
 def test_replay_and_config_checks(cfg_factory):
     cfg, corpus = setup(cfg_factory, distractor_share=0.0, replay=0.5)
     old = [{"id": f"old:{i}"} for i in range(10)]

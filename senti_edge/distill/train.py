@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from ..errors import SentiEdgeError
 from ..hfstack import load_gguf_spec, load_stack
@@ -445,6 +446,9 @@ def train(examples: Sequence[dict], *, base_dir: Path, run_dir: Path, cfg: Train
     net.train()
     batches_epoch, batches = -1, []
     last = {}
+    # steps, rate and ETA on stderr, as the bench and teacher generation show theirs (log.csv keeps the numbers)
+    bar = tqdm(total=total, initial=step, desc=run_dir.name, unit="step", disable=not main,
+               dynamic_ncols=True)
     try:
         while step < total:
             epoch, b = divmod(step, per_epoch)
@@ -480,6 +484,8 @@ def train(examples: Sequence[dict], *, base_dir: Path, run_dir: Path, cfg: Train
                     "seconds": round(secs, 4), "tokens_per_s": round(ntok / secs, 2)}
             writer.writerow(last)
             fh.flush()
+            bar.set_postfix(loss=f"{last['loss']:.3f}", refresh=False)
+            bar.update(1)
             if step % cfg.checkpoint_every == 0 or step == total or step == stop_after:
                 rngs = gather_object([rng_state(torch)]) if world > 1 else [rng_state(torch)]
                 if main:
@@ -488,6 +494,7 @@ def train(examples: Sequence[dict], *, base_dir: Path, run_dir: Path, cfg: Train
             if stop_after and step >= stop_after and step < total:
                 return {"complete": False, "step": step, "total_steps": total}
     finally:
+        bar.close()
         fh.close()
     state = {"complete": True, "step": step, "total_steps": total, "examples": len(data), "base_model": str(base_dir),
              "init_adapter": str(init_adapter) if init_adapter else None, "processes": world, "last": last}

@@ -34,7 +34,7 @@ def _examples(cfg_factory, tmp_path):
     return icldist.examples(recs, load_corpus(cfg.corpus, cfg.seed), cfg)
 
 
-def test_kill_and_resume_gives_identical_weights(student_dir, cfg_factory, tmp_path):
+def test_kill_and_resume_gives_identical_weights(student_dir, cfg_factory, tmp_path, capsys):
     from safetensors.torch import load_file
 
     from senti_edge.distill.train import train
@@ -46,6 +46,7 @@ def test_kill_and_resume_gives_identical_weights(student_dir, cfg_factory, tmp_p
     assert full["complete"] and full["step"] == 4
     part = train(ex, base_dir=student_dir, run_dir=tmp_path / "part", cfg=tcfg, seed=3, kl_weight=1.0, stop_after=2)
     assert part == {"complete": False, "step": 2, "total_steps": 4}
+    assert "2/4 [" in capsys.readouterr().err  # the step bar: where it stopped, of how many
     assert not (tmp_path / "part" / "adapter").exists()
     resumed = train(ex, base_dir=student_dir, run_dir=tmp_path / "part", cfg=tcfg, seed=3, kl_weight=1.0)
     assert resumed["complete"]
